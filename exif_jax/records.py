@@ -91,6 +91,7 @@ class Shard:
   patches_path: epath.Path
   photos: Sequence[dict[str, Any]]
   skipped: Sequence[dict[str, str]]
+  settings: dict[str, Any]
 
 
 def complete_shards(directory: epath.PathLike) -> list[Shard]:
@@ -109,7 +110,7 @@ def complete_shards(directory: epath.PathLike) -> list[Shard]:
         index=index, count=count,
         photos_path=shard_path(directory, "photos", index, count),
         patches_path=shard_path(directory, "patches", index, count),
-        photos=meta["photos"], skipped=meta["skipped"]))
+        photos=meta["photos"], skipped=meta["skipped"], settings=meta["settings"]))
   return shards
 
 

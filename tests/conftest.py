@@ -7,7 +7,11 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import collections
+import csv
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -27,3 +31,39 @@ def photos_dir() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def fixtures_dir() -> pathlib.Path:
   return FIXTURES
+
+
+def run_data_prep(photos: pathlib.Path, out: pathlib.Path, *extra: str):
+  """Runs the real `python -m data_prep` CLI; returns the CompletedProcess."""
+  command = [sys.executable, "-m", "data_prep", f"--photos={photos}", f"--out={out}", *extra]
+  return subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+
+
+def multi_photo_cameras(per_camera: int = 2) -> list[pathlib.Path]:
+  """The smallest `per_camera` photos of every camera model with several photos.
+
+  Several photos per camera give "same value" pairs across photos, as in real training.
+  """
+  rows = list(csv.DictReader((PHOTOS / "MANIFEST.csv").open()))
+  by_camera = collections.defaultdict(list)
+  for row in rows:
+    by_camera[(row["make"] + row["model"]).replace(" ", "").lower()].append(row)
+  chosen = []
+  for camera_rows in by_camera.values():
+    if len(camera_rows) >= 2:
+      camera_rows.sort(key=lambda r: int(r["width"]) * int(r["height"]))
+      chosen += [SHARED_DATA / r["file"] for r in camera_rows[:per_camera]]
+  return sorted(chosen)
+
+
+@pytest.fixture(scope="session")
+def shards_dir(tmp_path_factory, photos_dir) -> pathlib.Path:
+  """A small real dataset: 88 photos of 44 camera models, 4 crops each, both splits."""
+  root = tmp_path_factory.mktemp("dataset")
+  photo_list = root / "photos.txt"
+  photo_list.write_text("".join(f"{p}\n" for p in multi_photo_cameras()))
+  out = root / "shards"
+  result = run_data_prep(photo_list, out, "--patches_per_photo=4", "--val_fraction=0.25",
+                         "--photos_per_shard=32", "--processes=2")
+  assert result.returncode == 0, result.stderr[-3000:]
+  return out

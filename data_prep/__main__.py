@@ -1,0 +1,80 @@
+"""python -m data_prep: camera photos -> ArrayRecord shards + dataset_info.json.
+
+Run it once, or as --num_workers N copies with --worker_index 0..N-1 under any batch
+scheduler; each worker writes only its own shards and a rerun skips finished ones. The last
+worker to finish writes dataset_info.json (run any worker again to write it if it is missing).
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+from etils import epath
+
+from data_prep import info
+from data_prep import photos
+from data_prep import splits
+from data_prep import writer
+
+_PHOTOS = flags.DEFINE_string(
+    "photos", None, "Folder of photos (local or gs://, searched recursively) or a text file "
+    "listing one path per line.", required=True)
+_OUT = flags.DEFINE_string("out", None, "Output dataset folder.", required=True)
+_NUM_WORKERS = flags.DEFINE_integer("num_workers", 1, "Total number of workers.")
+_WORKER_INDEX = flags.DEFINE_integer("worker_index", 0, "This worker's index in [0, N).")
+_NUM_SHARDS = flags.DEFINE_integer(
+    "num_shards", None, "Number of shards (default: inputs / --photos_per_shard).")
+_PHOTOS_PER_SHARD = flags.DEFINE_integer(
+    "photos_per_shard", 64, "Inputs per shard when --num_shards is not given.")
+_VAL_MODELS = flags.DEFINE_list(
+    "val_models", [], "Camera models (Model, or Make+Model) held out for validation.")
+_VAL_FRACTION = flags.DEFINE_float(
+    "val_fraction", None, "Fraction of camera models held out for validation, chosen by hash "
+    "(default 0.1 unless --val_models is given).")
+_PATCHES = flags.DEFINE_integer(
+    "patches_per_photo", photos.PrepOptions.patches_per_photo,
+    "Lossless crops stored per photo for training.")
+_CROP = flags.DEFINE_integer(
+    "crop_size", photos.PrepOptions.crop_size,
+    "Side of the stored crops (>= 2x the 128 px patch so resizing augmentations have room).")
+_MAX_PIXELS = flags.DEFINE_integer(
+    "max_pixels", photos.PrepOptions.max_pixels,
+    "Larger images are skipped (guards against decompression bombs).")
+_PROCESSES = flags.DEFINE_integer(
+    "processes", os.cpu_count(), "Decoding processes inside this worker.")
+
+
+def main(argv):
+  del argv
+  val_fraction = _VAL_FRACTION.value
+  if val_fraction is None:
+    val_fraction = 0.0 if _VAL_MODELS.value else 0.1
+  split_rule = splits.SplitRule(val_models=tuple(_VAL_MODELS.value), val_fraction=val_fraction)
+  options = photos.PrepOptions(
+      patches_per_photo=_PATCHES.value, crop_size=_CROP.value, max_pixels=_MAX_PIXELS.value)
+  inputs = photos.list_inputs(_PHOTOS.value)
+  if not inputs:
+    raise app.UsageError(f"{_PHOTOS.value}: no image files found")
+  plan = writer.WorkerPlan(
+      inputs=inputs,
+      num_shards=_NUM_SHARDS.value or writer.default_num_shards(
+          len(inputs), _PHOTOS_PER_SHARD.value),
+      worker_index=_WORKER_INDEX.value, num_workers=_NUM_WORKERS.value)
+  out = epath.Path(_OUT.value)
+  written = writer.run_worker(plan, out, options, split_rule, _PROCESSES.value)
+  logging.info("worker %d wrote %d of its %d shards", plan.worker_index, len(written),
+               len(plan.my_shards()))
+  summary = info.write_dataset_info(out)
+  if summary is None:
+    logging.info("other workers' shards are still missing; dataset_info.json not written yet")
+  else:
+    per_split = ", ".join(f"{k}: {v['photos']}" for k, v in summary["splits"].items())
+    print(f"{out}: {summary['num_records']} photos in {summary['num_shards']} shards "
+          f"({per_split}), {summary['num_skipped']} inputs skipped")
+
+
+if __name__ == "__main__":
+  app.run(main)

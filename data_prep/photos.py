@@ -1,0 +1,162 @@
+"""One input file -> a photo record and its lossless training crops, or a reason to skip it."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+from typing import Any, Iterator
+
+import numpy as np
+from etils import epath
+from PIL import Image
+
+from exif_jax import exif_attrs
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".tif", ".tiff", ".webp"})
+MIN_SIDE = 128  # One network patch.
+_MODE_REASONS = {
+    "CMYK": "CMYK image (camera photos are RGB)",
+    "L": "grayscale image",
+    "1": "1-bit image",
+    "P": "palette image, not a camera photo",
+    "RGBA": "image with alpha channel, not a camera photo",
+    "LA": "grayscale image with alpha channel",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepOptions:
+  """How photos become records; stored in every shard so mixed runs are refused."""
+  patches_per_photo: int = 16
+  crop_size: int = 256
+  max_pixels: int = 120_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Photo:
+  record: dict[str, Any]      # records.PHOTO_FIELDS, without "split" and "patches".
+  crops: list[tuple[int, int, np.ndarray]]  # (y, x, uint8 pixels)
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+  source: str
+  reason: str
+
+
+def display_name(path: str) -> str:
+  """A printable, UTF-8-safe form of a path whose bytes may not be valid UTF-8."""
+  return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def list_inputs(photos: str) -> list[str]:
+  """Image files under a folder (local or gs://), or the paths listed in a text file.
+
+  Sorted, so that every worker sees the same order and the same shard assignment. Symlinked
+  folders are not followed (no loops); hidden files and non-image suffixes are ignored.
+  """
+  root = epath.Path(photos)
+  if not root.exists():
+    raise FileNotFoundError(f"{photos}: no such file or folder")
+  if root.is_dir():
+    paths = _walk(root)
+  else:
+    base = root.parent
+    lines = (line.strip() for line in root.read_text().splitlines())
+    paths = [
+        line if "://" in line or os.path.isabs(line) else os.fspath(base / line)
+        for line in lines if line and not line.startswith("#")
+    ]
+  return sorted(paths, key=os.fsencode)
+
+
+def _walk(root: epath.Path) -> list[str]:
+  if "://" in os.fspath(root):
+    candidates = (os.fspath(p) for p in root.rglob("*"))
+  else:
+    candidates = (
+        os.path.join(folder, name)
+        for folder, _, names in os.walk(os.fspath(root), followlinks=False)
+        for name in names)
+  return [
+      path for path in candidates
+      if not os.path.basename(path).startswith(".")
+      and os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES
+  ]
+
+
+def load_photo(path: str, options: PrepOptions) -> Photo | Skipped:
+  """Reads, checks and crops one photo. Never raises for a bad file: it returns Skipped."""
+  source = display_name(path)
+  try:
+    data = epath.Path(path).read_bytes()
+  except OSError as e:
+    return Skipped(source, f"unreadable file: {e.strerror or e}")
+  try:
+    return _photo_from_bytes(data, source, options)
+  except _Reject as e:
+    return Skipped(source, str(e))
+
+
+class _Reject(Exception):
+  """A photo that cannot be used, with the reason."""
+
+
+def _photo_from_bytes(data: bytes, source: str, options: PrepOptions) -> Photo:
+  if not data:
+    raise _Reject("empty file")
+  pixels = _decode(data, options)
+  height, width, _ = pixels.shape
+  try:
+    exif = exif_attrs.read_exif(data)
+  except Exception as e:  # exifread raises many types on malformed metadata.
+    raise _Reject(f"unreadable EXIF: {type(e).__name__}: {e}") from e
+  if not exif:
+    raise _Reject("no EXIF metadata")
+  if "Image Make" not in exif and "Image Model" not in exif:
+    raise _Reject("no camera Make or Model in EXIF")
+  sha256 = hashlib.sha256(data).hexdigest()
+  record = {
+      "image": data, "exif": exif, "make": exif.get("Image Make", ""),
+      "model": exif.get("Image Model", ""), "camera": exif_attrs.camera_id(exif),
+      "width": width, "height": height, "sha256": sha256, "source": source,
+  }
+  return Photo(record=record, crops=list(_crops(pixels, sha256, options)))
+
+
+def _decode(data: bytes, options: PrepOptions) -> np.ndarray:
+  try:
+    image = Image.open(io.BytesIO(data))
+  except Image.DecompressionBombError as e:
+    raise _Reject(f"decompression bomb: {e}") from e
+  except Exception as e:  # Pillow raises UnidentifiedImageError, SyntaxError, ValueError...
+    raise _Reject(f"not an image Pillow can read: {type(e).__name__}") from e
+  width, height = image.size
+  if width * height > options.max_pixels:
+    raise _Reject(
+        f"image too large: {width}x{height} pixels > max_pixels {options.max_pixels}")
+  if min(width, height) < MIN_SIDE:
+    raise _Reject(f"image smaller than {MIN_SIDE} px: {width}x{height}")
+  if image.mode != "RGB":
+    reason = _MODE_REASONS.get(image.mode, f"{image.mode} pixels")
+    raise _Reject(f"unsupported pixel format: {reason}")
+  try:
+    image.load()
+  except Exception as e:  # Truncated or corrupt entropy-coded data.
+    raise _Reject(f"corrupt or truncated image data: {type(e).__name__}: {e}") from e
+  return np.asarray(image, dtype=np.uint8)
+
+
+def _crops(pixels: np.ndarray, sha256: str, options: PrepOptions
+           ) -> Iterator[tuple[int, int, np.ndarray]]:
+  """Random crops at full resolution, no resampling; positions seeded by the file's hash."""
+  height, width, _ = pixels.shape
+  crop_h, crop_w = min(options.crop_size, height), min(options.crop_size, width)
+  rng = np.random.default_rng(int(sha256[:16], 16))
+  for _ in range(options.patches_per_photo):
+    y = int(rng.integers(0, height - crop_h + 1))
+    x = int(rng.integers(0, width - crop_w + 1))
+    yield y, x, pixels[y:y + crop_h, x:x + crop_w].copy()
