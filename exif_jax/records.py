@@ -71,7 +71,7 @@ def write_array_record(path: epath.Path, records: Iterable[bytes]) -> int:
       count += 1
   finally:
     writer.close()
-  tmp.rename(path)
+  tmp.replace(path)
   return count
 
 
@@ -79,7 +79,7 @@ def write_json(path: epath.Path, obj: Any) -> None:
   """Atomic JSON write: readers never see half a file."""
   tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
   tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-  tmp.rename(path)
+  tmp.replace(path)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,189 @@
+"""data_prep on real photos: records, splits, reruns, workers and bad input."""
+
+import hashlib
+import io
+import json
+import os
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+from array_record.python.array_record_module import ArrayRecordReader
+from PIL import Image
+
+from conftest import FIXTURES, multi_photo_cameras, run_data_prep
+from exif_jax import exif_attrs
+from exif_jax import records
+
+
+def read_all(path: pathlib.Path) -> list[dict]:
+  reader = ArrayRecordReader(os.fspath(path))
+  try:
+    return [records.decode(r) for r in reader.read_all()]
+  finally:
+    reader.close()
+
+
+def dataset_contents(directory: pathlib.Path) -> dict[str, tuple]:
+  """sha256 -> (split, patch pixel digests) over the unique photos of a dataset."""
+  photos, patch_files = records.photo_index(directory)
+  patches = [r for f in patch_files for r in read_all(pathlib.Path(f))]
+  return {p.sha256: (p.split, tuple(hashlib.sha1(patches[i]["pixels"]).hexdigest()
+                                    for i in p.patches)) for p in photos}
+
+
+def test_records_keep_original_bytes_exif_and_lossless_crops(shards_dir):
+  info = records.load_dataset_info(shards_dir)
+  sources = multi_photo_cameras()
+  assert info["num_records"] == len(sources) == 88
+  assert info["num_skipped"] == 0
+  shard = records.complete_shards(shards_dir)[0]
+  photo_records = read_all(shard.photos_path)
+  patch_records = read_all(shard.patches_path)
+  assert len(photo_records) == len(shard.photos)
+  for photo_id, record in enumerate(photo_records[:5]):
+    assert set(records.PHOTO_FIELDS) <= set(record)
+    original = pathlib.Path(record["source"]).read_bytes()
+    assert record["image"] == original
+    assert record["sha256"] == hashlib.sha256(original).hexdigest()
+    assert record["exif"] == exif_attrs.read_exif(original)
+    pixels = np.asarray(Image.open(io.BytesIO(original)))
+    assert (record["height"], record["width"]) == pixels.shape[:2]
+    first = shard.photos[photo_id]["first_patch"]
+    for k, (y, x, h, w) in enumerate(record["patches"]):
+      patch = patch_records[first + k]
+      assert patch["photo"] == photo_id
+      np.testing.assert_array_equal(records.patch_pixels(patch), pixels[y:y + h, x:x + w])
+      assert min(h, w) >= 128
+
+
+def test_validation_holds_out_whole_camera_models(shards_dir):
+  info = records.load_dataset_info(shards_dir)
+  train, val = set(info["splits"]["train"]["cameras"]), set(info["splits"]["val"]["cameras"])
+  assert train and val and not train & val
+  # Every attribute value count covers all photos that have the tag.
+  makes = info["attributes"]["Image Make"]
+  assert sum(makes.values()) == info["num_records"]
+
+
+def test_rerun_is_a_no_op(shards_dir):
+  before = {p.name: p.stat().st_mtime_ns for p in shards_dir.iterdir()
+            if p.suffix == ".array_record"}
+  list_file = shards_dir.parent / "photos.txt"
+  result = run_data_prep(list_file, shards_dir, "--patches_per_photo=4", "--val_fraction=0.25",
+                         "--photos_per_shard=32", "--processes=2")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "wrote 0 of its 3 shards" in result.stderr
+  after = {p.name: p.stat().st_mtime_ns for p in shards_dir.iterdir()
+           if p.suffix == ".array_record"}
+  assert after == before
+
+
+def test_other_settings_on_an_existing_dataset_are_refused(shards_dir):
+  list_file = shards_dir.parent / "photos.txt"
+  result = run_data_prep(list_file, shards_dir, "--patches_per_photo=2", "--val_fraction=0.25",
+                         "--photos_per_shard=32", "--processes=2")
+  assert result.returncode != 0
+  assert "patches_per_photo" in result.stderr
+
+
+def test_two_workers_write_the_same_records_as_one(tmp_path):
+  photo_list = tmp_path / "photos.txt"
+  photo_list.write_text("".join(f"{p}\n" for p in multi_photo_cameras()[:24]))
+  flags = ["--patches_per_photo=2", "--num_shards=4", "--processes=1", "--val_fraction=0.3"]
+  single = tmp_path / "single"
+  assert run_data_prep(photo_list, single, *flags).returncode == 0
+  double = tmp_path / "double"
+  first = run_data_prep(photo_list, double, *flags, "--num_workers=2", "--worker_index=0")
+  assert first.returncode == 0, first.stderr[-2000:]
+  assert not (double / records.DATASET_INFO).exists()  # Worker 1's shards are missing.
+  second = run_data_prep(photo_list, double, *flags, "--num_workers=2", "--worker_index=1")
+  assert second.returncode == 0, second.stderr[-2000:]
+  assert sorted(p.name for p in double.glob("shard-*")) == [
+      f"shard-0000{i}-of-00004.json" for i in range(4)]
+  assert dataset_contents(double) == dataset_contents(single)
+  assert len(dataset_contents(single)) == 24
+
+
+def _jpeg_with_declared_size(source: pathlib.Path, width: int, height: int) -> bytes:
+  """A real JPEG whose SOF header claims another size: a decompression bomb by declaration."""
+  data = bytearray(source.read_bytes())
+  sof = next(i for i in range(len(data) - 1)
+             if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC1, 0xC2))
+  data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+  return bytes(data)
+
+
+def make_bad_inputs(folder: pathlib.Path, good: pathlib.Path) -> dict[str, str]:
+  """Writes one file per kind of bad input; returns file name -> expected reason fragment."""
+  photo = Image.open(good)
+  small = photo.resize((320, 240))
+  expected = {}
+
+  def save(name, reason, writer):
+    writer(folder / name)
+    expected[name] = reason
+
+  save("truncated.jpg", "truncated",
+       lambda p: p.write_bytes(good.read_bytes()[:len(good.read_bytes()) // 2]))
+  save("empty.jpg", "empty file", lambda p: p.write_bytes(b""))
+  save("text.jpg", "not an image", lambda p: p.write_text("not a photo\n" * 100))
+  save("no_exif.png", "no EXIF", lambda p: small.save(p))
+  save("no_exif.tif", "no EXIF", lambda p: small.save(p))
+  save("no_exif.webp", "no EXIF", lambda p: small.save(p))
+  save("cmyk.jpg", "CMYK", lambda p: small.convert("CMYK").save(p, exif=photo.getexif()))
+  save("gray.jpg", "grayscale", lambda p: small.convert("L").save(p, exif=photo.getexif()))
+  save("sixteen_bit.png", "I;16",
+       lambda p: Image.fromarray(np.full((200, 200), 40000, np.uint16)).save(p))
+  save("tiny.jpg", "smaller than 128", lambda p: small.resize((100, 90)).save(
+      p, exif=photo.getexif()))
+  save("bomb.jpg", "bomb", lambda p: p.write_bytes(_jpeg_with_declared_size(good, 60000, 60000)))
+  save("duplicate.jpg", "duplicate of", lambda p: shutil.copy(good, p))
+  save("missing_target.jpg", "unreadable", lambda p: p.symlink_to(folder / "nowhere.jpg"))
+  save("loop_a.jpg", "unreadable", lambda p: p.symlink_to(folder / "loop_b.jpg"))
+  save("loop_b.jpg", "unreadable", lambda p: p.symlink_to(folder / "loop_a.jpg"))
+  save(os.fsdecode(b"bad_name_\xff.jpg"), "no EXIF", lambda p: small.save(p, format="JPEG"))
+  (folder / "loop_dir").symlink_to(folder, target_is_directory=True)  # Not followed.
+  return expected
+
+
+def test_bad_inputs_are_skipped_with_reasons(tmp_path):
+  folder = tmp_path / "inputs"
+  folder.mkdir()
+  goods = sorted((FIXTURES / "camera").glob("*"))[:3]
+  for good in goods:
+    shutil.copy(good, folder / good.name)
+  expected = make_bad_inputs(folder, goods[0])
+  edges = list((FIXTURES / "edge").iterdir())
+  for edge in edges:
+    shutil.copy(edge, folder / edge.name)
+  progressive_camera_photo = "progressive_sony_dsc-p12.jpg"  # The one good edge fixture.
+  out = tmp_path / "out"
+  result = run_data_prep(folder, out, "--patches_per_photo=2", "--processes=2")
+  assert result.returncode == 0, result.stderr[-3000:]
+  info = records.load_dataset_info(out)
+  assert info["num_records"] == len(goods) + 1
+  reasons = {pathlib.Path(s["source"]).name: s["reason"] for s in info["skipped"]}
+  assert len(reasons) == len(info["skipped"])  # Each bad input reported once.
+  for name, fragment in expected.items():
+    shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+    assert fragment in reasons[shown], (name, reasons.get(shown))
+  bad_edges = {p.name for p in edges} - {progressive_camera_photo}
+  assert bad_edges <= set(reasons), "the other edge fixtures are too small or lack EXIF"
+  assert progressive_camera_photo not in reasons
+  assert result.stderr.count("skipped ") == len(reasons)
+  assert not list(out.glob(".*tmp*"))
+  assert json.loads((out / records.DATASET_INFO).read_text()) == info
+
+
+@pytest.mark.slow
+def test_every_shared_photo_becomes_a_record(tmp_path, photos_dir):
+  out = tmp_path / "all"
+  result = run_data_prep(photos_dir, out, "--patches_per_photo=1", "--processes=2")
+  assert result.returncode == 0, result.stderr[-3000:]
+  info = records.load_dataset_info(out)
+  manifest = (photos_dir / "MANIFEST.csv").read_text().splitlines()[1:]
+  assert info["num_records"] == len(manifest) == 414
+  assert info["skipped"] == []
+  assert len(set(info["splits"]["train"]["cameras"]) | set(info["splits"]["val"]["cameras"])) > 200
