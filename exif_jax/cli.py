@@ -1,0 +1,47 @@
+"""`exif-jax SUBCOMMAND ...`: one entry point, each subcommand a thin front to its module.
+
+Only the chosen module is imported, so each keeps its own absl flags and `--help`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "prep": ("data_prep.__main__", "photos -> ArrayRecord shards + dataset_info.json"),
+    "train": ("exif_jax.main", "train stage 1 (EXIF consistency) or stage 2 (classifier)"),
+    "eval": ("eval.run_eval", "batch evaluation of a checkpoint over a benchmark folder"),
+    "localize": ("eval.localize", "heatmaps, scores and an HTML report for images"),
+    "synth": ("eval.synth_splices", "make splices between photos of different cameras"),
+}
+
+
+def usage() -> str:
+  lines = ["usage: exif-jax SUBCOMMAND [FLAGS...]   (exif-jax SUBCOMMAND --help for its flags)",
+           "", "subcommands:"]
+  lines += [f"  {name:<9} {summary}" for name, (_, summary) in SUBCOMMANDS.items()]
+  return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+  argv = sys.argv if argv is None else argv
+  if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+    print(usage())
+    sys.exit(0 if len(argv) >= 2 else 2)
+  name = argv[1]
+  if name not in SUBCOMMANDS:
+    print(f"exif-jax: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
+    sys.exit(2)
+  from absl import app  # pylint: disable=g-import-not-at-top
+
+  module = importlib.import_module(SUBCOMMANDS[name][0])
+  # absl's --help prints the __main__ module's docstring and the flags of the module named
+  # by argv[0]: point both at the subcommand's module.
+  sys.modules["__main__"].__doc__ = module.__doc__
+  sys.argv = [module.__name__, *argv[2:]]
+  app.run(module.main, argv=sys.argv)
+
+
+if __name__ == "__main__":
+  main()
