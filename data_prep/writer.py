@@ -90,6 +90,8 @@ def _check_compatible(out: epath.Path, settings: dict) -> None:
 
 def _write_shard(out: epath.Path, shard: int, num_shards: int, results: Iterable,
                  split_rule: splits.SplitRule, settings: dict) -> None:
+  for stale in out.glob(f".*-{shard:05d}-of-{num_shards:05d}.*.tmp-*"):
+    stale.unlink()  # Left by a worker killed while writing this shard.
   photo_records, patch_records, index, skipped = [], [], [], []
   first_source_by_sha = {}
   for result in results:

@@ -6,13 +6,17 @@ import json
 import os
 import pathlib
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 from array_record.python.array_record_module import ArrayRecordReader
 from PIL import Image
 
-from conftest import FIXTURES, multi_photo_cameras, run_data_prep
+from conftest import FIXTURES, REPO, multi_photo_cameras, run_data_prep
 from exif_jax import exif_attrs
 from exif_jax import records
 
@@ -187,3 +191,30 @@ def test_every_shared_photo_becomes_a_record(tmp_path, photos_dir):
   assert info["num_records"] == len(manifest) == 414
   assert info["skipped"] == []
   assert len(set(info["splits"]["train"]["cameras"]) | set(info["splits"]["val"]["cameras"])) > 200
+
+
+def test_killed_worker_resumes_to_the_uninterrupted_result(tmp_path):
+  photo_list = tmp_path / "photos.txt"
+  photo_list.write_text("".join(f"{p}\n" for p in multi_photo_cameras()[:30]))
+  flags = [f"--photos={photo_list}", "--patches_per_photo=2", "--num_shards=5",
+           "--processes=1", "--val_fraction=0.3"]
+  reference = tmp_path / "reference"
+  assert run_data_prep(photo_list, reference, *flags[1:]).returncode == 0
+  killed = tmp_path / "killed"
+  process = subprocess.Popen([sys.executable, "-m", "data_prep", *flags, f"--out={killed}"],
+                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.monotonic() + 120
+  while not list(killed.glob("shard-*.json")) and time.monotonic() < deadline:
+    time.sleep(0.02)
+  os.kill(process.pid, signal.SIGKILL)
+  process.wait()
+  complete = records.complete_shards(killed)
+  assert 1 <= len(complete) < 5, "killed after the first shard and before the last"
+  assert not (killed / records.DATASET_INFO).exists()
+  partial, _ = records.photo_index(killed)  # Only complete shards are ever read.
+  assert len(partial) == sum(len(s.photos) for s in complete)
+  result = run_data_prep(photo_list, killed, *flags[1:])
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert f"wrote {5 - len(complete)} of its 5 shards" in result.stderr
+  assert dataset_contents(killed) == dataset_contents(reference)
+  assert not list(killed.glob(".*tmp*"))
