@@ -1,0 +1,114 @@
+"""The Siamese EXIF-consistency network (Huh et al. 2018, Sec. 3) and its stage-2 classifier.
+
+patch -> ResNet v2 -> `feature` Linear -> f (per patch). A pair (f_a, f_b) -> MLP `head` on
+concat(f_a, f_b) -> one "same or not" logit per attribute. Stage 2: `classifier` maps the
+83 predictions to one "same image or not" logit.
+
+For all pairs of an image's patches the first head layer is split: its kernel is
+[W_a; W_b], so concat(f_a, f_b) @ W + bias = (f_a @ W_a + bias) + f_b @ W_b. `project` runs
+once per patch and a pair costs only `pair_logits(a_i, b_j)`, the layers after the first.
+
+Parameter names, and the TF1 checkpoint variables they correspond to:
+  backbone      resnet_v2_50/...        (see resnet_v2.py)
+  feature       resnet_v2_50/logits     (1x1 conv there, a Linear here)
+  head[i]       predict/fc/fc_{i+1}; the last one, head[-1], is predict/fc_out
+  classifier    classify/fc/fc_1 (classifier.hidden), classify/fc_out (classifier.out)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from exif_jax.models.resnet_v2 import ResNetV2
+
+
+def scale_patches(patches: jax.Array) -> jax.Array:
+  """Pixel values in [0, 255] (uint8 or float) -> float32 in [-1, 1], as the paper's input."""
+  return patches.astype(jnp.float32) / 127.5 - 1.0
+
+
+class ConsistencyClassifier(nnx.Module):
+  """Stage 2: the 83 attribute predictions of a pair -> one "same image" logit.
+
+  It reads probabilities (sigmoid of the attribute logits), so its input does not depend
+  on the logits' scale.
+  """
+
+  def __init__(self, num_attributes: int, width: int, *, dtype: Any = jnp.float32,
+               rngs: nnx.Rngs):
+    self.hidden = nnx.Linear(num_attributes, width, dtype=dtype, rngs=rngs)
+    self.out = nnx.Linear(width, 1, dtype=dtype, rngs=rngs)
+
+  def __call__(self, exif_logits: jax.Array) -> jax.Array:
+    """[..., num_attributes] logits -> [...] float32 logit."""
+    x = nnx.relu(self.hidden(jax.nn.sigmoid(exif_logits)))
+    return self.out(x)[..., 0].astype(jnp.float32)
+
+
+class ExifConsistencyModel(nnx.Module):
+  """Two patches -> per-attribute "same value" logits, plus the stage-2 classifier.
+
+  `config` is the `config.model` section: depth, width, feature_dim, head_widths,
+  num_attributes, classifier_width, dtype ("float32" or "bfloat16", the compute dtype;
+  parameters are always float32). Outputs are float32 whatever the compute dtype.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
+    if not config.head_widths:
+      raise ValueError("head_widths needs at least one layer: the first one is split")
+    self.dtype = jnp.dtype(config.dtype)
+    self.feature_dim = config.feature_dim
+    self.backbone = ResNetV2(config.depth, config.width, dtype=self.dtype, rngs=rngs)
+    self.feature = nnx.Linear(self.backbone.out_features, config.feature_dim,
+                              dtype=self.dtype, rngs=rngs)
+    widths = (2 * config.feature_dim, *config.head_widths, config.num_attributes)
+    self.head = nnx.List([
+        nnx.Linear(i, o, dtype=self.dtype, rngs=rngs) for i, o in zip(widths[:-1], widths[1:])])
+    self.classifier = ConsistencyClassifier(
+        config.num_attributes, config.classifier_width, dtype=self.dtype, rngs=rngs)
+
+  def features(self, patches: jax.Array) -> jax.Array:
+    """Patches [N, 128, 128, 3] in [0, 255] -> features [N, feature_dim] float32."""
+    return self.feature(self.backbone(scale_patches(patches))).astype(jnp.float32)
+
+  def project(self, features: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Features [N, F] -> (a, b), each [N, head_widths[0]]: f @ W_a + bias and f @ W_b.
+
+    a is the patch's contribution as the first of a pair, b as the second.
+    """
+    first = self.head[0]
+    kernel = first.kernel[...].astype(self.dtype)
+    features = features.astype(self.dtype)
+    a = features @ kernel[:self.feature_dim] + first.bias[...].astype(self.dtype)
+    b = features @ kernel[self.feature_dim:]
+    return a, b
+
+  def pair_logits(self, a: jax.Array, b: jax.Array) -> jax.Array:
+    """Projections a [..., H], b [..., H] (broadcast) -> [..., num_attributes] float32 logits.
+
+    `pair_logits(a[:, None], b[None, :])` scores all N x N ordered pairs.
+    """
+    return self._after_first_layer(a + b)
+
+  def __call__(self, patch_a: jax.Array, patch_b: jax.Array) -> jax.Array:
+    """Patch pairs [B, 128, 128, 3] x 2 -> [B, num_attributes] float32 logits (training path).
+
+    Both patches go through the backbone in one batch of 2B, so train-mode batch norm sees
+    the statistics of all patches in the step.
+    """
+    f_a, f_b = jnp.split(self.features(jnp.concatenate([patch_a, patch_b])), 2)
+    return self._after_first_layer(self.head[0](jnp.concatenate([f_a, f_b], axis=-1)))
+
+  def consistency_logit(self, exif_logits: jax.Array) -> jax.Array:
+    """[..., num_attributes] attribute logits -> [...] "same image" logit (stage 2)."""
+    return self.classifier(exif_logits)
+
+  def _after_first_layer(self, x: jax.Array) -> jax.Array:
+    for layer in self.head[1:]:
+      x = layer(nnx.relu(x))
+    return x.astype(jnp.float32)
