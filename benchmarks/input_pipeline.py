@@ -1,0 +1,87 @@
+"""Input pipeline throughput in pairs/s per CPU core; prints one JSON object.
+
+  python -m benchmarks.input_pipeline [--data_dir DIR]
+
+Without --data_dir it first builds shards from ../shared/data/photos with data_prep into a
+temporary folder. "full" is the training pipeline; "decode_only" the same with every
+augmentation set reduced to its identity (read, decode, crop, label, batch). Each runs in one
+process with one reading thread: pairs_per_s is per core by wall clock, pairs_per_cpu_s per
+second of this process's CPU time (robust to other load on the machine). "all_cores" runs
+--num_workers grain worker processes and divides the wall-clock rate by the core count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+import ml_collections
+
+from configs import common
+from exif_jax import input_pipeline
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset from data_prep (default: build one).")
+_PHOTOS = flags.DEFINE_string(
+    "photos", os.fspath(REPO.parent / "shared" / "data" / "photos"),
+    "Photos to build the dataset from when --data_dir is not given.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Pairs per batch.")
+_NUM_BATCHES = flags.DEFINE_integer("num_batches", 20, "Batches timed per measurement.")
+_NUM_WORKERS = flags.DEFINE_integer(
+    "num_workers", os.cpu_count(), "Grain worker processes for the all_cores measurement.")
+
+
+def measure(config: ml_collections.ConfigDict) -> dict[str, float]:
+  """Rates after one warm-up batch (worker start-up and file opening excluded)."""
+  iterator = iter(input_pipeline.create_dataset(
+      config, "train", seed=0, global_batch_size=_BATCH_SIZE.value))
+  next(iterator)
+  wall, cpu = time.perf_counter(), time.process_time()
+  for _ in range(_NUM_BATCHES.value):
+    next(iterator)
+  pairs = _NUM_BATCHES.value * _BATCH_SIZE.value
+  return {"pairs_per_s": pairs / (time.perf_counter() - wall),
+          "pairs_per_cpu_s": pairs / (time.process_time() - cpu)}
+
+
+def run(data_dir: str) -> dict[str, object]:
+  config = ml_collections.ConfigDict({"data": common.data_config()})
+  config.data.update(data_dir=data_dir, num_workers=0, num_threads=1)
+  full = measure(config)
+  all_cores = config.copy_and_resolve_references()
+  all_cores.data.num_workers = _NUM_WORKERS.value
+  all_cores_rate = measure(all_cores)["pairs_per_s"]
+  config.data.update(jpeg_qualities=(0,), blur_sigmas=(0.0,), resize_factors=(1.0,))
+  decode_only = measure(config)
+  cores = os.cpu_count()
+  return {
+      "unit": "pairs/s per CPU core", "batch_size": _BATCH_SIZE.value,
+      "pairs_timed": _NUM_BATCHES.value * _BATCH_SIZE.value, "cpu_cores": cores,
+      "full": full, "decode_only": decode_only,
+      "all_cores": {"num_workers": _NUM_WORKERS.value, "pairs_per_s": all_cores_rate,
+                    "pairs_per_s_per_core": all_cores_rate / cores},
+      "goal_pairs_per_s_per_core": 500,
+  }
+
+
+def main(argv):
+  del argv
+  if _DATA_DIR.value:
+    print(json.dumps(run(_DATA_DIR.value), indent=1))
+    return
+  with tempfile.TemporaryDirectory() as tmp:
+    subprocess.run([sys.executable, "-m", "data_prep", f"--photos={_PHOTOS.value}",
+                    f"--out={tmp}", "--val_fraction=0.1"], cwd=REPO, check=True,
+                   capture_output=True)
+    print(json.dumps(run(tmp), indent=1))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,205 @@
+"""Training pairs as a Grain dataset (paper 3.1-3.3), deterministic from (seed, pair index).
+
+The global stream is an endless sequence of pairs; pair i is a pure function of (seed, i), so
+any host, worker process or restored iterator computes exactly the same pairs. Sampling follows
+the paper: choose an EXIF attribute (one per `pairs_per_attribute` consecutive pairs), for each
+pair choose one of its values uniformly (unary rebalancing) and a photo with that value for
+patch A, then give half of the pairs a photo of the same value for patch B and half a photo of
+another value (pairwise rebalancing). A share `same_image_fraction` of pairs instead takes both
+patches from one photo (stage 2's positives). Labels cover all 83 attributes: 1 same,
+0 different, -1 unknown (either photo lacks the tag); augment.py adds the post-processing.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Any, Sequence
+
+import grain
+import ml_collections
+import numpy as np
+
+from exif_jax import augment
+from exif_jax import exif_attrs
+from exif_jax import records
+
+# The stream is endless in practice: a MapDataset needs a length, training never reaches it.
+NUM_PAIRS = 2**62
+# Independent random streams per pair index, so changing one decision moves no other.
+_ATTRIBUTE_STREAM, _PAIR_STREAM, _AUGMENT_STREAM = range(3)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+  """Which two patches pair i takes and why; `value` codes index `PairSampler.values`."""
+  attribute: int  # Index into exif_attrs.ATTRIBUTES of the attribute chosen for this pair.
+  value: int      # Patch A's value of that attribute.
+  same_value: bool  # Does photo B share `value` (the pairwise-rebalancing side)?
+  same_image: bool  # Do both patches come from one photo?
+  photo_a: int
+  photo_b: int
+  patch_a: int    # Global patch indices into the dataset's ArrayRecordDataSource.
+  patch_b: int
+
+
+def _rng(seed: int, stream: int, index: int) -> np.random.Generator:
+  return np.random.default_rng((seed, stream, index))
+
+
+def _draw_other(rng: np.random.Generator, count: int, excluded: int) -> int:
+  """Uniform over range(count) without `excluded` (count >= 2)."""
+  drawn = rng.integers(count - 1)
+  return drawn + (drawn >= excluded)
+
+
+class PairSampler:
+  """Chooses the photos and patches of every pair index, without reading any pixels.
+
+  Only attributes with two or more values among the photos are chosen: a single value cannot
+  make a "different" pair. Values held by fewer than `min_photos_per_value` photos count as
+  unknown (label -1). A "same" pair takes two different photos whenever the value has several,
+  so that matching content cannot stand in for matching camera traces.
+  """
+
+  def __init__(self, photos: Sequence[records.PhotoIndex], *, seed: int,
+               pairs_per_attribute: int = 1, same_image_fraction: float = 0.0,
+               min_photos_per_value: int = 1):
+    if not photos:
+      raise ValueError("no photos to sample pairs from")
+    if pairs_per_attribute < 1:
+      raise ValueError(f"pairs_per_attribute={pairs_per_attribute}: must be >= 1")
+    if not 0.0 <= same_image_fraction <= 1.0:
+      raise ValueError(f"same_image_fraction={same_image_fraction}: must be in [0, 1]")
+    empty = [photo.source for photo in photos if not photo.patches]
+    if empty:
+      raise ValueError(f"photos without patches: {empty[:3]}")
+    self.seed = seed
+    self.pairs_per_attribute = pairs_per_attribute
+    self.same_image_fraction = same_image_fraction
+    self.patch_start = np.array([photo.patches.start for photo in photos])
+    self.patch_count = np.array([len(photo.patches) for photo in photos])
+    # values[a]: the sorted values of EXIF attribute a held by at least min_photos_per_value
+    # photos (the paper drops rarer ones); codes[p, a] indexes it, -1 if photo p lacks the tag
+    # or has a dropped value. members[a][v]: the photos whose attribute a has value v.
+    self.values: list[list[str]] = []
+    self.members: list[list[np.ndarray]] = []
+    self.codes = np.empty((len(photos), exif_attrs.NUM_EXIF), np.int32)
+    for attribute, tag in enumerate(exif_attrs.EXIF_TAGS):
+      counts = collections.Counter(photo.exif[tag] for photo in photos if tag in photo.exif)
+      values = sorted(value for value, n in counts.items() if n >= min_photos_per_value)
+      code = {value: i for i, value in enumerate(values)}
+      self.codes[:, attribute] = [code.get(photo.exif.get(tag), -1) for photo in photos]
+      self.values.append(values)
+      self.members.append([np.flatnonzero(self.codes[:, attribute] == v)
+                           for v in range(len(values))])
+    self.pool = np.array([a for a, values in enumerate(self.values) if len(values) >= 2])
+    if not self.pool.size:
+      raise ValueError("no EXIF attribute has two values among the photos: cannot make pairs")
+
+  def _group(self, index: int) -> tuple[int, bool]:
+    """The attribute of pair `index`'s group and the pair's side of the 50/50 split.
+
+    Within a group the sides alternate from a random start and are shuffled, so every group
+    of an even size is split exactly in half.
+    """
+    group, position = divmod(index, self.pairs_per_attribute)
+    rng = _rng(self.seed, _ATTRIBUTE_STREAM, group)
+    attribute = self.pool[rng.integers(self.pool.size)]
+    sides = (np.arange(self.pairs_per_attribute) + rng.integers(2)) % 2
+    return int(attribute), bool(rng.permutation(sides)[position])
+
+  def sample(self, index: int) -> Pair:
+    """The photos and patches of pair `index`."""
+    attribute, same_value = self._group(index)
+    rng = _rng(self.seed, _PAIR_STREAM, index)
+    members = self.members[attribute]
+    value = int(rng.integers(len(members)))
+    position = int(rng.integers(members[value].size))
+    photo_a = int(members[value][position])
+    if rng.random() < self.same_image_fraction:
+      photo_b = photo_a
+    elif same_value:
+      photo_b = (int(members[value][_draw_other(rng, members[value].size, position)])
+                 if members[value].size >= 2 else photo_a)
+    else:
+      other = members[_draw_other(rng, len(members), value)]
+      photo_b = int(other[rng.integers(other.size)])
+    patch_a = int(rng.integers(self.patch_count[photo_a]))
+    if photo_b == photo_a and self.patch_count[photo_a] >= 2:
+      patch_b = int(_draw_other(rng, self.patch_count[photo_a], patch_a))
+    else:
+      patch_b = int(rng.integers(self.patch_count[photo_b]))
+    return Pair(
+        attribute=attribute, value=value,
+        same_value=bool(self.codes[photo_b, attribute] == value),
+        same_image=photo_a == photo_b, photo_a=photo_a, photo_b=photo_b,
+        patch_a=int(self.patch_start[photo_a]) + patch_a,
+        patch_b=int(self.patch_start[photo_b]) + patch_b)
+
+  def exif_labels(self, photo_a: int, photo_b: int) -> np.ndarray:
+    """int8 [NUM_EXIF]: 1 same value, 0 different, -1 unknown (a photo lacks the tag or value)."""
+    a, b = self.codes[photo_a], self.codes[photo_b]
+    return np.where((a >= 0) & (b >= 0), a == b, -1).astype(np.int8)
+
+
+class MakePair:
+  """Pair index -> one training example: both patches read, post-processed and labelled."""
+
+  def __init__(self, sampler: PairSampler, patch_files: Sequence[str],
+               options: augment.Options):
+    self.sampler = sampler
+    self.options = options
+    # Pickled into each worker process without open readers; each reopens its files lazily.
+    self.source = grain.sources.ArrayRecordDataSource(list(patch_files))
+
+  def _pixels(self, patch: int) -> np.ndarray:
+    return records.patch_pixels(records.decode(self.source[patch]))
+
+  def __call__(self, index: int) -> dict[str, Any]:
+    pair = self.sampler.sample(index)
+    pixels_a = self._pixels(pair.patch_a)
+    pixels_b = pixels_a if pair.patch_b == pair.patch_a else self._pixels(pair.patch_b)
+    rng = _rng(self.sampler.seed, _AUGMENT_STREAM, index)
+    params_a, params_b, post_labels = augment.sample_pair(
+        rng, self.options, min(pixels_a.shape[:2]), min(pixels_b.shape[:2]))
+    return {
+        "patch_a": augment.apply(pixels_a, params_a, rng, self.options),
+        "patch_b": augment.apply(pixels_b, params_b, rng, self.options),
+        "labels": np.concatenate([self.sampler.exif_labels(pair.photo_a, pair.photo_b),
+                                  post_labels]),
+        "same_image": np.int8(pair.same_image),
+    }
+
+
+def create_dataset(config: ml_collections.ConfigDict, split: str, *, seed: int,
+                   global_batch_size: int, process_index: int = 0, process_count: int = 1
+                   ) -> grain.IterDataset:
+  """This host's batches of the global pair stream of `split` ("train" or "val").
+
+  Global batch k holds pairs [k * global_batch_size, (k + 1) * global_batch_size); each host
+  takes its contiguous slice of global_batch_size // process_count pairs, so the hosts'
+  batches concatenated in process order are the single-host batch. `iter()` of the result is a
+  grain DatasetIterator whose state (get_state/set_state, grain.checkpoint in Orbax) resumes
+  exactly.
+  """
+  if global_batch_size % process_count:
+    raise ValueError(
+        f"global_batch_size={global_batch_size} not divisible by {process_count} processes")
+  data = config.data
+  photos, patch_files = records.photo_index(data.data_dir, split)
+  if not photos:
+    raise ValueError(f"{data.data_dir}: no {split!r} photos")
+  sampler = PairSampler(photos, seed=seed, pairs_per_attribute=data.pairs_per_attribute,
+                        same_image_fraction=data.same_image_fraction,
+                        min_photos_per_value=data.min_photos_per_value)
+  make_pair = MakePair(sampler, patch_files, augment.Options.from_config(data))
+  batch_size = global_batch_size // process_count
+  dataset = (grain.MapDataset.range(NUM_PAIRS).map(make_pair)
+             .batch(batch_size, drop_remainder=True)[process_index::process_count])
+  dataset = dataset.to_iter_dataset(grain.ReadOptions(
+      num_threads=data.num_threads, prefetch_buffer_size=data.prefetch_buffer_size))
+  if data.num_workers > 0:
+    dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(
+        num_workers=data.num_workers, per_worker_buffer_size=data.per_worker_buffer_size))
+  return dataset
