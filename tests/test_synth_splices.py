@@ -1,0 +1,158 @@
+"""Synthetic splices from the fixture camera photos: cameras, exact masks, determinism, CLI."""
+
+import csv
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import FIXTURES, REPO
+from eval import datasets
+from eval import synth_splices
+from exif_jax import exif_attrs
+
+PHOTOS = FIXTURES / "camera"  # 12 photos, 12 camera models, 640x480 to 2160x1440.
+SETTINGS = dict(num_spliced=8, num_authentic=4, max_size=256)
+
+
+def make(out: pathlib.Path, seed: int = 0, **options) -> pathlib.Path:
+  synth_splices.make_splices(PHOTOS, out, seed=seed, **{**SETTINGS, **options})
+  return out
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory) -> pathlib.Path:
+  return make(tmp_path_factory.mktemp("synth") / "out")
+
+
+def manifest(out: pathlib.Path) -> list[dict[str, str]]:
+  with open(out / "manifest.csv", newline="") as f:
+    return list(csv.DictReader(f))
+
+
+def pixels(path) -> np.ndarray:
+  return np.asarray(Image.open(path).convert("RGB"))
+
+
+def camera_of(path: str) -> str:
+  return exif_attrs.camera_id(exif_attrs.read_exif(pathlib.Path(path).read_bytes()))
+
+
+def host_crop(row: dict[str, str]) -> np.ndarray:
+  y, x, h, w = (int(row[k]) for k in ("crop_y", "crop_x", "height", "width"))
+  return pixels(row["host_source"])[y:y + h, x:x + w]
+
+
+def test_each_splice_joins_two_camera_models_read_from_the_sources_exif(made):
+  rows = manifest(made)
+  spliced = [r for r in rows if r["spliced"] == "1"]
+  assert len(spliced) == 8 and len(rows) == 12
+  for row in spliced:
+    assert camera_of(row["host_source"]) == row["host_camera"]
+    assert camera_of(row["donor_source"]) == row["donor_camera"]
+    assert row["host_camera"] != row["donor_camera"]
+  assert len({r["shape"] for r in spliced}) >= 2
+  # Hosts are not reused before every photo has served once.
+  assert len({r["host_source"] for r in rows}) == 12
+
+
+def test_mask_is_exactly_the_pasted_donor_pixels(made):
+  for row in manifest(made):
+    if row["spliced"] != "1":
+      continue
+    stem = row["stem"]
+    image = pixels(made / "images" / f"{stem}.png")
+    mask_values = np.asarray(Image.open(made / "masks" / f"{stem}.png"))
+    assert set(np.unique(mask_values)) == {0, 255}
+    mask = mask_values == 255
+    host = host_crop(row)
+    assert image.shape == host.shape and max(image.shape[:2]) <= 256
+    assert int(row["crop_y"]) % 16 == 0 and int(row["crop_x"]) % 16 == 0
+    # Outside the mask the host is untouched; inside, every pixel is the donor's.
+    np.testing.assert_array_equal(image[~mask], host[~mask])
+    y, x, h, w = (int(row[k]) for k in ("region_y", "region_x", "region_h", "region_w"))
+    dy, dx = int(row["donor_y"]), int(row["donor_x"])
+    donor = np.zeros_like(image)
+    donor[y:y + h, x:x + w] = pixels(row["donor_source"])[dy:dy + h, dx:dx + w]
+    assert not mask[:y].any() and not mask[y + h:].any()
+    assert not mask[:, :x].any() and not mask[:, x + w:].any()
+    np.testing.assert_array_equal(image[mask], donor[mask])
+    changed = (image != host).any(axis=-1)
+    assert not (changed & ~mask).any() and changed.mean() > 0.5 * mask.mean()
+    assert float(row["spliced_fraction"]) == pytest.approx(mask.mean(), abs=1e-6)
+    assert 0.05 <= mask.mean() <= 0.30
+
+
+def test_authentic_images_are_host_crops_unchanged(made):
+  for row in manifest(made):
+    if row["spliced"] == "1":
+      continue
+    np.testing.assert_array_equal(pixels(made / "images" / f"{row['stem']}.png"), host_crop(row))
+    assert not (made / "masks" / f"{row['stem']}.png").exists()
+    assert row["donor_source"] == "" and float(row["spliced_fraction"]) == 0.0
+
+
+def test_the_folder_loader_reads_the_output(made):
+  examples = datasets.load("folder", made)
+  rows = {r["stem"]: r for r in manifest(made)}
+  assert [e.stem for e in examples] == sorted(rows)
+  for example in examples:
+    assert example.spliced == (rows[example.stem]["spliced"] == "1")
+    if example.spliced:
+      assert example.mask.mean() == pytest.approx(
+          float(rows[example.stem]["spliced_fraction"]), abs=1e-6)
+
+
+def files(out: pathlib.Path) -> dict[str, bytes]:
+  return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_same_bytes_other_seed_other_splices(made, tmp_path):
+  assert files(make(tmp_path / "again", seed=0)) == files(made)
+  other = files(make(tmp_path / "other", seed=1))
+  assert other.keys() == files(made).keys()
+  assert other["manifest.csv"] != files(made)["manifest.csv"]
+  assert other["images/spliced_00000.png"] != files(made)["images/spliced_00000.png"]
+
+
+def test_camera_filters_and_errors(tmp_path):
+  pair = ["Apple iPhone 4", "Canon PowerShot SX150 IS"]  # Make+Model, or Model alone.
+  rows = synth_splices.make_splices(PHOTOS, tmp_path / "pair", num_spliced=3, num_authentic=2,
+                                    seed=0, max_size=256, cameras=pair)
+  used = {r[k] for r in rows for k in ("host_camera", "donor_camera") if k in r}
+  assert used == {"appleiphone4", "canoncanonpowershotsx150is"}
+  rows = synth_splices.make_splices(PHOTOS, tmp_path / "excluded", num_spliced=4,
+                                    num_authentic=4, seed=0, max_size=256, exclude_cameras=pair)
+  used = {r[k] for r in rows for k in ("host_camera", "donor_camera") if k in r}
+  assert used and not used & {"appleiphone4", "canoncanonpowershotsx150is"}
+  with pytest.raises(ValueError, match="2 camera models"):
+    synth_splices.make_splices(PHOTOS, tmp_path / "one", num_spliced=1, num_authentic=0,
+                               seed=0, cameras=pair[:1])
+  with pytest.raises(FileExistsError, match="not empty"):
+    make(tmp_path / "pair")
+  with pytest.raises(ValueError, match="no usable photo"):
+    synth_splices.make_splices([FIXTURES / "edge" / "no_exif_minimal.jpg"], tmp_path / "none",
+                               num_spliced=0, num_authentic=1, seed=0)
+
+
+def test_cli_holds_out_the_cameras_of_a_dataset_info_split(tmp_path):
+  info = tmp_path / "dataset_info.json"
+  val = ["casiocomputerco.,ltd.ex-s1", "pentaxcorporationpentax*istdl", "samsunggt-i9000"]
+  info.write_text(json.dumps({"splits": {"train": {"cameras": ["appleiphone4"]},
+                                         "val": {"cameras": val}}}))
+  out = tmp_path / "out"
+  command = [sys.executable, "-m", "eval.synth_splices", f"--photos={PHOTOS}", f"--out={out}",
+             "--num_spliced=3", "--num_authentic=2", "--seed=5", "--max_size=128",
+             f"--cameras_from={info}", "--split=val"]
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "3 spliced and 2 authentic images from 3 camera models" in result.stdout
+  rows = manifest(out)
+  assert {r["host_camera"] for r in rows} | {r["donor_camera"] for r in rows} - {""} <= set(val)
+  assert {e.stem for e in datasets.load("folder", out)} == {r["stem"] for r in rows}
+  with pytest.raises(ValueError, match="no split 'test'; it has train, val"):
+    synth_splices.cameras_from_info(info, "test")
