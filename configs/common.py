@@ -28,3 +28,44 @@ def data_config() -> ml_collections.ConfigDict:
   data.num_threads = 2  # Threads reading and augmenting pairs in each process.
   data.prefetch_buffer_size = 4  # Batches those threads keep ready.
   return data
+
+
+def model_config(**overrides) -> ml_collections.ConfigDict:
+  """`config.model`: the Siamese network; defaults are the paper's ResNet-50 v2."""
+  model = ml_collections.ConfigDict()
+  model.depth = 50
+  model.width = 64
+  model.feature_dim = 4096
+  model.head_widths = (4096, 2048, 1024)
+  model.num_attributes = 83
+  model.classifier_width = 512
+  model.dtype = "float32"  # Compute dtype; "bfloat16" on accelerators. Params stay float32.
+  model.update(overrides)
+  return model
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every field a training run reads, with paper defaults; experiment configs override."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.stage = "exif"  # "exif": stage 1 (83 attributes); "classifier": stage 2.
+  config.init_from = ""  # Stage 2: the stage-1 workdir (or checkpoint) to start from.
+  config.distributed = False  # Call jax.distributed.initialize() (multi-host).
+  config.model = model_config()
+  config.data = data_config()
+
+  config.train = ml_collections.ConfigDict()
+  config.train.steps = 1_000_000
+  config.train.batch_size = 128  # Global, over all hosts and devices.
+  config.train.learning_rate = 1e-4
+  config.train.warmup_steps = 0
+  config.train.log_every = 100
+  config.train.checkpoint_every = 5000
+  config.train.keep_checkpoints = 3
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.every = 10_000
+  config.eval.num_batches = 50
+  config.eval.batch_size = 128
+  config.eval.seed = 1  # Fixed: every evaluation sees the same validation pairs.
+  return config

@@ -1,0 +1,22 @@
+"""A model that learns camera and post-processing cues in about an hour on 2 CPU cores.
+
+ResNet-18 v2 at a quarter width, 256-d features, batch 32: about 45 pairs/s on 2 cores.
+"""
+
+from configs import common
+
+
+def get_config():
+  config = common.base_config()
+  config.model = common.model_config(
+      depth=18, width=16, feature_dim=256, head_widths=(256, 128, 64), classifier_width=64)
+  config.train.steps = 5_000
+  config.train.batch_size = 32
+  config.train.learning_rate = 1e-3
+  config.train.warmup_steps = 200
+  config.train.log_every = 50
+  config.train.checkpoint_every = 500
+  config.eval.every = 1_000
+  config.eval.num_batches = 20
+  config.eval.batch_size = 64
+  return config

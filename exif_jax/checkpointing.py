@@ -1,0 +1,105 @@
+"""Orbax checkpoints of a run: model, optimizer, step, data iterator and config together.
+
+Layout: WORKDIR/checkpoints/<step>/{model,optimizer,data,config}. `restore(path)` gives a
+ready model to anyone (eval, notebooks) from a workdir, its checkpoints folder or one step.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grain
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from etils import epath
+from flax import nnx
+
+from exif_jax import models
+
+CHECKPOINTS = "checkpoints"
+
+
+def manager(workdir: epath.PathLike, config: ml_collections.ConfigDict
+            ) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(
+      save_interval_steps=config.train.checkpoint_every,
+      max_to_keep=config.train.keep_checkpoints, enable_async_checkpointing=True)
+  return ocp.CheckpointManager(epath.Path(workdir) / CHECKPOINTS, options=options)
+
+
+def save(mngr: ocp.CheckpointManager, step: int, model: nnx.Module, optimizer: nnx.Optimizer,
+         data_iterator: Any, config: ml_collections.ConfigDict, *, force: bool = False) -> bool:
+  return mngr.save(step, args=ocp.args.Composite(
+      model=ocp.args.StandardSave(nnx.state(model)),
+      optimizer=ocp.args.StandardSave(nnx.state(optimizer)),
+      data=grain.checkpoint.CheckpointSave(data_iterator),
+      config=ocp.args.JsonSave(config.to_dict())), force=force)
+
+
+def check_compatible(saved: dict[str, Any], config: ml_collections.ConfigDict) -> None:
+  """Refuses a checkpoint whose model differs from the config's, naming each mismatch."""
+  wanted = json.loads(json.dumps(config.model.to_dict()))  # Tuples -> lists, as saved.
+  mismatches = [f"model.{k}: checkpoint {saved['model'].get(k)!r}, config {v!r}"
+                for k, v in wanted.items() if saved["model"].get(k) != v]
+  if mismatches:
+    raise ValueError("checkpoint is incompatible with the config: " + "; ".join(mismatches))
+
+
+def restore_run(mngr: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Optimizer,
+                data_iterator: Any, config: ml_collections.ConfigDict) -> int:
+  """Restores the latest step into model, optimizer and iterator in place; returns the step."""
+  step = mngr.latest_step()
+  if step is None:
+    return 0
+  saved = mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+  check_compatible(saved.config, config)
+  restored = mngr.restore(step, args=ocp.args.Composite(
+      model=ocp.args.StandardRestore(_abstract(nnx.state(model))),
+      optimizer=ocp.args.StandardRestore(_abstract(nnx.state(optimizer))),
+      data=grain.checkpoint.CheckpointRestore(data_iterator)))
+  nnx.update(model, restored.model)
+  nnx.update(optimizer, restored.optimizer)
+  return step
+
+
+def _abstract(state: nnx.State) -> Any:
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+
+
+def _step_dir(path: epath.PathLike) -> epath.Path:
+  """A step folder from a workdir, its checkpoints folder, or a step folder."""
+  path = epath.Path(path)
+  if (path / "model").exists():
+    return path
+  root = path / CHECKPOINTS if (path / CHECKPOINTS).exists() else path
+  steps = sorted((int(p.name), p) for p in root.iterdir() if p.name.isdigit()) \
+      if root.is_dir() else []
+  if not steps:
+    raise FileNotFoundError(f"{path}: no checkpoint (expected a workdir, its "
+                            f"{CHECKPOINTS}/ folder or a step folder)")
+  return steps[-1][1]
+
+
+def restore_config(path: epath.PathLike) -> ml_collections.ConfigDict:
+  step_dir = _step_dir(path)
+  return ml_collections.ConfigDict(json.loads((step_dir / "config" / "metadata").read_text()))
+
+
+def restore(path: epath.PathLike, model: nnx.Module | None = None) -> nnx.Module:
+  """The model saved at `path`, in eval mode; into `model` if given (its config must match).
+
+  Needs nothing but the path: the architecture comes from the config saved beside it.
+  """
+  step_dir = _step_dir(path)
+  config = restore_config(step_dir)
+  if model is None:
+    model = nnx.eval_shape(lambda: models.ExifConsistencyModel(
+        config.model, rngs=nnx.Rngs(0)))
+  state = ocp.StandardCheckpointer().restore(
+      step_dir / "model", _abstract(nnx.state(model)))
+  nnx.update(model, state)
+  model.eval()
+  return model
+
