@@ -201,7 +201,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       writer.write(step, {"train/loss": loss, "train/pairs_per_s": pairs_per_s})
     if step % config.eval.every == 0 or step == steps:
       writer.write(step, evaluate(eval_step, state, config, mesh))
-    if mngr.should_save(step) or step == steps:
+    if step % config.train.checkpoint_every == 0 or step == steps:
       nnx.update((model, optimizer), state)
       checkpointing.save(mngr, step, model, optimizer, train_iter, config, force=True)
   bar.close()

@@ -1,0 +1,116 @@
+"""The training loop end to end on real shards with the tiny config."""
+
+import json
+
+import jax
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from configs import tiny
+from exif_jax import checkpointing
+from exif_jax import input_pipeline
+from exif_jax import sharding
+from exif_jax import train
+
+
+def tiny_config(shards_dir, **train_overrides):
+  config = tiny.get_config()
+  config.data.data_dir = str(shards_dir)
+  config.train.update(train_overrides)
+  return config
+
+
+def params(model) -> list[np.ndarray]:
+  return [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(shards_dir, tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("uninterrupted")
+  return workdir, train.train_and_evaluate(tiny_config(shards_dir), str(workdir))
+
+
+def test_resumed_run_equals_uninterrupted_run(shards_dir, tmp_path, uninterrupted):
+  _, reference = uninterrupted
+  train.train_and_evaluate(tiny_config(shards_dir, steps=4), str(tmp_path))
+  assert (tmp_path / "checkpoints" / "4").is_dir()
+  resumed = train.train_and_evaluate(tiny_config(shards_dir), str(tmp_path))
+  for a, b in zip(params(resumed), params(reference), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_logs_and_validation_accuracy(uninterrupted):
+  workdir, _ = uninterrupted
+  lines = (workdir / "metrics.jsonl").read_text().splitlines()
+  records = [json.loads(line) for line in lines]
+  assert [r["step"] for r in records if "train/loss" in r] == [2, 4, 6]
+  val = [r for r in records if "val/mean_accuracy" in r]
+  assert [r["step"] for r in val] == [3, 6]
+  for name in ("val/accuracy/jpeg_quality", "val/accuracy/blur", "val/accuracy/resize"):
+    assert 0.0 <= val[-1][name] <= 1.0
+  assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_restore_gives_the_trained_model_in_eval_mode(uninterrupted):
+  workdir, reference = uninterrupted
+  restored = checkpointing.restore(workdir)
+  for a, b in zip(params(restored), params(reference), strict=True):
+    np.testing.assert_array_equal(a, b)
+  assert all(bn.use_running_average for _, bn in nnx.iter_graph(restored)
+             if isinstance(bn, nnx.BatchNorm))
+
+
+def test_incompatible_checkpoint_is_refused(shards_dir, uninterrupted):
+  workdir, _ = uninterrupted
+  config = tiny_config(shards_dir, steps=8)
+  config.model.width = 8
+  with pytest.raises(ValueError, match="model.width: checkpoint 4, config 8"):
+    train.train_and_evaluate(config, str(workdir))
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(shards_dir, tmp_path):
+  train.train_and_evaluate(tiny_config(shards_dir, steps=2), str(tmp_path))
+  with pytest.raises(FloatingPointError, match="last good checkpoint is step 2"):
+    train.train_and_evaluate(tiny_config(shards_dir, learning_rate=float("nan")), str(tmp_path))
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["2"]
+  assert all(np.isfinite(p).all() for p in params(checkpointing.restore(tmp_path)))
+
+
+def test_stage_two_trains_only_the_classifier(shards_dir, tmp_path, uninterrupted):
+  stage1_dir, stage1 = uninterrupted
+  config = tiny_config(shards_dir, steps=3)
+  config.stage = "classifier"
+  config.init_from = str(stage1_dir)
+  config.data.same_image_fraction = 0.5
+  stage2 = train.train_and_evaluate(config, str(tmp_path))
+  before, after = nnx.state(stage1, nnx.Param), nnx.state(stage2, nnx.Param)
+  for path, value in nnx.to_flat_state(after):
+    unchanged = np.array_equal(np.asarray(value[...]), np.asarray(
+        dict(nnx.to_flat_state(before))[path][...]))
+    assert unchanged != ("classifier" in path), path
+  lines = (tmp_path / "metrics.jsonl").read_text()
+  assert "val/accuracy/same_image" in lines
+
+
+def test_four_devices_match_one_device(shards_dir):
+  config = tiny_config(shards_dir)
+  batch = next(iter(input_pipeline.create_dataset(
+      config, "train", seed=0, global_batch_size=config.train.batch_size)))
+  results = []
+  for devices in (jax.devices()[:1], jax.devices()[:4]):
+    assert len(devices) == len(set(devices))
+    mesh = sharding.make_mesh(devices)
+    model = train.create_model(config)
+    # SGD: the update is linear in the gradient (Adam's first step is its sign).
+    optimizer = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
+    model.train()
+    graphdef, state = nnx.split((model, optimizer))
+    step = train.make_train_step(graphdef, config, mesh)
+    state, metrics = step(sharding.replicate(state, mesh), sharding.global_batch(batch, mesh))
+    results.append((float(metrics["loss"]), jax.tree.leaves(state)))
+  assert len(jax.devices()) == 4
+  np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6)
+  for a, b in zip(results[0][1], results[1][1], strict=True):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
