@@ -57,7 +57,7 @@ class Example:
   """One benchmark image; `mask` reads its mask file on each access."""
   stem: str
   image_path: pathlib.Path
-  spliced: bool
+  spliced: bool | None  # None: unknown (images given without ground truth).
   mask_path: pathlib.Path | None = None
   mask_rule: MaskRule = dataclasses.field(default=white_is_spliced, repr=False, compare=False)
 
@@ -288,15 +288,23 @@ def folder(data_dir: os.PathLike | str) -> list[Example]:
   is an error: a typo in a stem would otherwise turn a splice into an authentic image.
   """
   root = _root(data_dir, folder, ("images",))
-  images = _by_stem(_images(root / "images"))
-  masks = _by_stem(_images(root / "masks"))
+  return folder_pair(root / "images", root / "masks")
+
+
+def folder_pair(images_dir: os.PathLike | str, masks_dir: os.PathLike | str) -> list[Example]:
+  """Images and masks in two folders, matched by stem (as `folder`, any two paths)."""
+  images_dir, masks_dir = pathlib.Path(images_dir), pathlib.Path(masks_dir)
+  if not images_dir.is_dir():
+    raise LayoutError(f"{images_dir}: no such folder of images")
+  images = _by_stem(_images(images_dir))
+  masks = _by_stem(_images(masks_dir))
   for stem, mask in masks.items():
     if stem not in images:
-      raise LayoutError(f"{mask}: mask without an image {root / 'images' / stem}.*")
+      raise LayoutError(f"{mask}: mask without an image {images_dir / stem}.*")
   examples = _authentic([p for s, p in images.items() if s not in masks]) + _spliced(
-      [p for s, p in images.items() if s in masks], root / "masks", _same_stem,
+      [p for s, p in images.items() if s in masks], masks_dir, _same_stem,
       white_is_spliced)
-  return _finish(examples, root, folder)
+  return _finish(examples, images_dir.parent, folder)
 
 
 DATASETS: dict[str, Loader] = {

@@ -1,0 +1,135 @@
+"""Localize a set of images into OUT with the DESIGN.md output contract; resumable.
+
+OUT/maps/<stem>.npy   float32 HxW in [0, 1], high = inconsistent, at the input's resolution
+OUT/maps/<stem>.png   8-bit heatmap of the same
+OUT/attr_maps/<stem>.npz  the 83 per-attribute maps (when asked)
+OUT/results/<stem>.json  per image: score, verdict, metrics, or the reason it has no map;
+                      written last, so a rerun skips exactly the images already done
+OUT/scores.csv, OUT/metrics.json (when masks are known), OUT/report.html
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pathlib
+from typing import Any, Iterable
+
+import numpy as np
+from absl import logging
+from PIL import Image
+from tqdm import tqdm
+
+from eval import datasets
+from eval import localizer as localizer_lib
+from eval import metrics as metrics_lib
+from eval import report
+
+DEFAULT_MAX_PIXELS = 120_000_000
+THRESHOLD = 0.5  # Score above which an image is called spliced.
+
+
+def examples_from_paths(paths: Iterable[str | os.PathLike]) -> list[datasets.Example]:
+  """Examples (no masks) for image files and folders of images, stems made unique."""
+  files = []
+  for path in map(pathlib.Path, paths):
+    if path.is_dir():
+      files += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    else:
+      files.append(path)
+  examples, seen = [], {}
+  for file in files:
+    stem = file.stem
+    if stem in seen:
+      seen[stem] += 1
+      stem = f"{stem}-{seen[file.stem]}"
+    seen.setdefault(stem, 0)
+    # spliced=None: unknown, so these images count for no detection metric.
+    examples.append(datasets.Example(stem=stem, image_path=file, spliced=None))
+  return examples
+
+
+def load_image(path: pathlib.Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+  """uint8 HxWx3, or ValueError with a one-line reason."""
+  if not path.exists():
+    raise ValueError("no such file")
+  try:
+    with Image.open(path) as image:
+      if image.width * image.height > max_pixels:
+        raise ValueError(f"image too large: {image.width}x{image.height} > {max_pixels} pixels")
+      return np.asarray(image.convert("RGB"))
+  except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+    raise ValueError(f"not an image Pillow can read: {type(e).__name__}: {e}") from e
+
+
+def _save_map(out: pathlib.Path, stem: str, heat: np.ndarray) -> None:
+  (out / "maps").mkdir(parents=True, exist_ok=True)
+  np.save(out / "maps" / f"{stem}.npy", heat)
+  Image.fromarray(report.heatmap_rgb(heat)).save(out / "maps" / f"{stem}.png")
+
+
+def _write_json(path: pathlib.Path, obj: Any) -> None:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f".{path.name}.tmp")
+  tmp.write_text(json.dumps(obj, indent=1))
+  tmp.replace(path)
+
+
+def localize_one(example: datasets.Example, localizer: localizer_lib.Localizer,
+                 out: pathlib.Path, max_pixels: int) -> dict[str, Any]:
+  """Runs one image and writes its files; returns its result record."""
+  record: dict[str, Any] = {"stem": example.stem, "image": str(example.image_path)}
+  try:
+    image = load_image(example.image_path, max_pixels)
+    mask = example.mask
+    result = localizer(image)
+  except ValueError as e:
+    logging.warning("skipped %s: %s", example.image_path, e)
+    return {**record, "error": str(e)}
+  _save_map(out, example.stem, result.map)
+  if result.ncuts is not None:
+    np.save(out / "maps" / f"{example.stem}.ncuts.npy", result.ncuts.astype(np.float32))
+  if result.attribute_maps is not None:
+    (out / "attr_maps").mkdir(exist_ok=True)
+    np.savez_compressed(out / "attr_maps" / f"{example.stem}.npz", maps=result.attribute_maps,
+                        attributes=np.array(localizer_lib.exif_attrs.ATTRIBUTES))
+  record.update(score=result.score, no_signal=result.no_signal,
+                verdict="spliced" if result.score > THRESHOLD else "authentic",
+                num_patches=result.num_patches, separating=list(result.separating),
+                has_mask=mask is not None, spliced=example.spliced)
+  if mask is not None and mask.any() and not mask.all():
+    record["metrics"] = metrics_lib.image_metrics(mask, result.map)
+  return record
+
+
+def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
+        out: pathlib.Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+        title: str = "exif-jax") -> list[dict[str, Any]]:
+  """Localizes every example not already done in `out`, then writes the summaries."""
+  out.mkdir(parents=True, exist_ok=True)
+  todo = [e for e in examples if not (out / "results" / f"{e.stem}.json").exists()]
+  logging.info("%d of %d images to do (%d already done)", len(todo), len(examples),
+               len(examples) - len(todo))
+  for example in tqdm(todo, desc="localize", unit="image"):
+    _write_json(out / "results" / f"{example.stem}.json",
+                localize_one(example, localizer, out, max_pixels))
+  records = [json.loads((out / "results" / f"{e.stem}.json").read_text()) for e in examples]
+  summarize(examples, records, out, title)
+  return records
+
+
+def summarize(examples: list[datasets.Example], records: list[dict[str, Any]],
+              out: pathlib.Path, title: str) -> None:
+  with (out / "scores.csv").open("w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(["stem", "score"])
+    writer.writerows((r["stem"], f"{r['score']:.6f}") for r in records if "score" in r)
+  dataset = metrics_lib.DatasetMetrics()
+  for example, record in zip(examples, records):
+    if "score" in record:
+      heat = np.load(out / "maps" / f"{example.stem}.npy")
+      dataset.add(heat, mask=example.mask, label=example.spliced, score=record["score"])
+  if any(example.mask_path is not None for example in examples):
+    _write_json(out / "metrics.json", dataset.result())
+  report.write(out, records, title=title)

@@ -1,0 +1,31 @@
+"""Flags and set-up shared by the `run_eval` and `localize` command lines."""
+
+from __future__ import annotations
+
+import importlib.resources
+import pathlib
+
+from absl import flags
+
+from eval import localizer as localizer_lib
+from exif_jax import checkpointing
+
+BUNDLED_MODEL = pathlib.Path(str(importlib.resources.files("exif_jax") / "bundled_model"))
+
+CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", None, "A training workdir, its checkpoints/ folder or one step folder "
+    "(default: the bundled model).")
+OUT = flags.DEFINE_string("out", None, "Output folder (maps/, scores.csv, report.html).",
+                          required=True)
+NUM_PATCHES = flags.DEFINE_integer("num_patches", 500, "About this many patches per image.")
+STRIDE = flags.DEFINE_integer("stride", None, "Patch grid stride (default: from num_patches).")
+NCUTS = flags.DEFINE_bool("ncuts", False, "Also segment with Normalized Cuts.")
+ATTR_MAPS = flags.DEFINE_bool("attr_maps", True, "Write the 83 per-attribute maps.")
+MAX_PIXELS = flags.DEFINE_integer("max_pixels", 120_000_000, "Larger images are skipped.")
+
+
+def make_localizer() -> localizer_lib.Localizer:
+  model = checkpointing.restore(CHECKPOINT.value or BUNDLED_MODEL)
+  return localizer_lib.Localizer(model, localizer_lib.Options(
+      num_patches=NUM_PATCHES.value, stride=STRIDE.value, ncuts=NCUTS.value,
+      attribute_maps=ATTR_MAPS.value))

@@ -1,0 +1,40 @@
+"""exif-jax localize IMAGE_OR_DIR... --out OUT: heatmap, score and verdict per image.
+
+Uses the bundled model unless --checkpoint is given. Writes OUT/report.html (one
+self-contained page: original, heatmap overlay, 0.5-threshold mask, the per-attribute maps
+that separate the regions most; an index sorted by score), OUT/maps/*, OUT/scores.csv, and
+prints a table. A missing, unreadable, tiny or huge file is reported and the rest go on.
+"""
+
+import pathlib
+
+from absl import app
+
+from eval import batch
+from eval import cli_common
+
+
+def table(records) -> str:
+  width = max([len(r["stem"]) for r in records] + [5])
+  lines = [f"{'image':<{width}}  {'score':>6}  verdict"]
+  for r in sorted(records, key=lambda r: -r.get("score", -1.0)):
+    if "score" in r:
+      note = " (no signal)" if r["no_signal"] else ""
+      lines.append(f"{r['stem']:<{width}}  {r['score']:6.3f}  {r['verdict']}{note}")
+    else:
+      lines.append(f"{r['stem']:<{width}}  {'-':>6}  skipped: {r['error']}")
+  return "\n".join(lines)
+
+
+def main(argv):
+  if len(argv) < 2:
+    raise app.UsageError("give at least one image or folder")
+  out = pathlib.Path(cli_common.OUT.value)
+  records = batch.run(batch.examples_from_paths(argv[1:]), cli_common.make_localizer(), out,
+                      max_pixels=cli_common.MAX_PIXELS.value, title="exif-jax localize")
+  print(table(records))
+  print(f"report: {out / 'report.html'}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,80 @@
+"""One image -> consistency map, detection score, optional NCuts and per-attribute maps."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from eval import consistency as consistency_lib
+from eval import maps
+from eval import ncuts
+from exif_jax import exif_attrs
+
+
+@dataclasses.dataclass(frozen=True)
+class Localization:
+  """map: float32 HxW in [0, 1], high = inconsistent with the dominant region.
+
+  attribute_maps: float32 [83, H', W'] (same orientation, per attribute) when requested;
+  separating: the attributes whose maps differ most between regions, most first.
+  """
+  map: np.ndarray
+  score: float
+  no_signal: bool
+  num_patches: int
+  ncuts: np.ndarray | None = None
+  attribute_maps: np.ndarray | None = None
+  separating: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  num_patches: int = 500
+  stride: int | None = None
+  ncuts: bool = False
+  attribute_maps: bool = False
+  attribute_map_side: int = 128  # Per-attribute maps are for looking at, not scoring.
+  num_separating: int = 3
+
+
+class Localizer:
+  """Runs the jitted consistency model and turns its matrix into maps."""
+
+  def __init__(self, model, options: Options = Options()):
+    self.consistency = consistency_lib.ConsistencyModel(model)
+    self.options = options
+
+  def __call__(self, image: np.ndarray) -> Localization:
+    """image: uint8 HxWx3. Raises ValueError for an image smaller than one patch."""
+    options = self.options
+    result = self.consistency(image, num_patches=options.num_patches, stride=options.stride,
+                              with_attributes=options.attribute_maps)
+    merged = maps.consistency_map(result.matrix, result.coords, image.shape[:2])
+    fields = dict(map=merged.map.astype(np.float32), score=merged.score,
+                  no_signal=merged.no_signal, num_patches=len(result.coords))
+    if options.ncuts:
+      fields["ncuts"] = ncuts.normalized_cuts(result.matrix, result.coords, image.shape[:2]).map
+    if options.attribute_maps:
+      fields["attribute_maps"], fields["separating"] = self._attribute_maps(
+          result, merged.members, image.shape[:2])
+    return Localization(**fields)
+
+  def _attribute_maps(self, result: consistency_lib.Consistency, members: np.ndarray,
+                      image_shape) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Per attribute: 1 - P(same value as the dominant region), averaged over patches.
+
+    Attributes whose map spreads most (high std) are the ones that tell the regions apart.
+    """
+    if not members.any():
+      members = np.ones_like(members)
+    per_patch = result.attributes[members].mean(axis=0).T  # [83, N]
+    side = self.options.attribute_map_side
+    scale = side / max(image_shape)
+    out_shape = (max(1, round(image_shape[0] * scale)), max(1, round(image_shape[1] * scale)))
+    attribute_maps = 1 - np.asarray(maps.patch_average(
+        per_patch, result.coords, image_shape, out_shape))
+    order = np.argsort(-attribute_maps.reshape(len(attribute_maps), -1).std(axis=1))
+    separating = tuple(exif_attrs.ATTRIBUTES[i] for i in order[:self.options.num_separating])
+    return attribute_maps.astype(np.float32), separating
+

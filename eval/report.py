@@ -1,0 +1,103 @@
+"""OUT/report.html: one self-contained page (images embedded) that opens with no server."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import pathlib
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from exif_jax import exif_attrs
+
+THUMBNAIL = 384
+# A perceptual dark-to-bright ramp (black, purple, orange, yellow): high = inconsistent.
+_RAMP = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]],
+                 np.float32)
+
+
+def heatmap_rgb(heat: np.ndarray) -> np.ndarray:
+  """float HxW in [0, 1] -> uint8 HxWx3 through the colour ramp."""
+  position = np.clip(heat, 0, 1) * (len(_RAMP) - 1)
+  low = np.minimum(position.astype(int), len(_RAMP) - 2)
+  frac = (position - low)[..., None]
+  return ((1 - frac) * _RAMP[low] + frac * _RAMP[low + 1]).astype(np.uint8)
+
+
+def _png_data_uri(pixels: np.ndarray) -> str:
+  image = Image.fromarray(pixels)
+  image.thumbnail((THUMBNAIL, THUMBNAIL))
+  buffer = io.BytesIO()
+  image.save(buffer, format="PNG")
+  return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _figure(pixels: np.ndarray, caption: str) -> str:
+  return (f'<figure><img src="{_png_data_uri(pixels)}" alt="{html.escape(caption)}">'
+          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _panels(out: pathlib.Path, record: dict[str, Any]) -> list[str]:
+  stem = record["stem"]
+  with Image.open(record["image"]) as image:
+    original = np.asarray(image.convert("RGB"))
+  heat = np.load(out / "maps" / f"{stem}.npy")
+  overlay = (0.45 * original + 0.55 * heatmap_rgb(heat)).astype(np.uint8)
+  panels = [_figure(original, "original"), _figure(overlay, "heatmap overlay"),
+            _figure(((heat > 0.5) * 255).astype(np.uint8), "mask at 0.5")]
+  ncuts = out / "maps" / f"{stem}.ncuts.npy"
+  if ncuts.exists():
+    panels.append(_figure(((np.load(ncuts) > 0.5) * 255).astype(np.uint8), "normalized cuts"))
+  attr_file = out / "attr_maps" / f"{stem}.npz"
+  if attr_file.exists():
+    attribute_maps = np.load(attr_file)["maps"]
+    for name in record.get("separating", ()):
+      panels.append(_figure(heatmap_rgb(attribute_maps[exif_attrs.INDEX[name]]), name))
+  return panels
+
+
+def _section(out: pathlib.Path, record: dict[str, Any]) -> str:
+  stem = html.escape(record["stem"])
+  if "error" in record:
+    return (f'<section id="{stem}"><h2>{stem}</h2><p class="error">No map: '
+            f'{html.escape(record["error"])}</p></section>')
+  facts = f"score {record['score']:.3f} &middot; {record['verdict']}"
+  if record["no_signal"]:
+    facts += " &middot; no signal: every patch looks alike, nothing to localize"
+  if "metrics" in record:
+    facts += f" &middot; p-AP {record['metrics']['p-ap']:.3f}"
+  return (f'<section id="{stem}"><h2>{stem}</h2><p>{facts}</p>'
+          f'<div class="panels">{"".join(_panels(out, record))}</div></section>')
+
+
+def write(out: pathlib.Path, records: Sequence[dict[str, Any]], title: str) -> pathlib.Path:
+  """Writes OUT/report.html: an index sorted by score, then one section per image."""
+  ranked = sorted(records, key=lambda r: -r.get("score", -1.0))
+  rows = "".join(
+      f'<tr><td><a href="#{html.escape(r["stem"])}">{html.escape(r["stem"])}</a></td>'
+      + (f"<td>{r['score']:.3f}</td><td>{r['verdict']}</td></tr>" if "score" in r
+         else f'<td>&mdash;</td><td class="error">{html.escape(r["error"])}</td></tr>')
+      for r in ranked)
+  page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; background: #fafafa; }}
+table {{ border-collapse: collapse; }} td, th {{ padding: 2px 12px; border-bottom: 1px solid #ddd; }}
+.panels {{ display: flex; flex-wrap: wrap; gap: 8px; }}
+figure {{ margin: 0; }} figcaption {{ font-size: 90%; color: #444; }}
+img {{ max-width: {THUMBNAIL}px; border: 1px solid #ccc; }}
+.error {{ color: #a00; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>High (bright) = inconsistent with the image's dominant region. Score = mean of the map;
+above 0.5 the image is called spliced.</p>
+<table><tr><th>image</th><th>score</th><th>verdict</th></tr>{rows}</table>
+{"".join(_section(out, r) for r in ranked)}
+</body></html>
+"""
+  path = out / "report.html"
+  path.write_text(page)
+  return path

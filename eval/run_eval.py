@@ -1,0 +1,46 @@
+"""Batch evaluation: python -m eval.run_eval --images DIR [--masks DIR] --out OUT
+or --dataset NAME --data_dir DIR (columbia, dso1, korus, in_the_wild, hays, folder).
+
+Writes OUT/maps/<stem>.npy and .png, OUT/scores.csv, OUT/metrics.json (when masks are known),
+OUT/report.html and OUT/attr_maps/<stem>.npz. Rerunning skips images already done; an image
+that cannot be read is reported and skipped.
+"""
+
+import pathlib
+
+from absl import app
+from absl import flags
+
+from eval import batch
+from eval import cli_common
+from eval import datasets
+
+_IMAGES = flags.DEFINE_string("images", None, "Folder of images (with --masks: a benchmark).")
+_MASKS = flags.DEFINE_string("masks", None, "Folder of masks matched to --images by stem.")
+_DATASET = flags.DEFINE_enum("dataset", None, list(datasets.DATASETS), "Benchmark layout.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "The benchmark's folder, as downloaded.")
+
+
+def _examples() -> list[datasets.Example]:
+  if _DATASET.value:
+    if not _DATA_DIR.value:
+      raise app.UsageError("--dataset needs --data_dir")
+    return datasets.load(_DATASET.value, _DATA_DIR.value)
+  if not _IMAGES.value:
+    raise app.UsageError("give --images DIR or --dataset NAME --data_dir DIR")
+  if _MASKS.value:
+    return datasets.folder_pair(_IMAGES.value, _MASKS.value)
+  return batch.examples_from_paths([_IMAGES.value])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  examples = _examples()
+  records = batch.run(examples, cli_common.make_localizer(), pathlib.Path(cli_common.OUT.value),
+                      max_pixels=cli_common.MAX_PIXELS.value, title="exif-jax evaluation")
+  print(f"{len(records)} images -> {cli_common.OUT.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)
