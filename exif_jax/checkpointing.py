@@ -38,6 +38,23 @@ def save(mngr: ocp.CheckpointManager, step: int, model: nnx.Module, optimizer: n
       config=ocp.args.JsonSave(config.to_dict())), force=force)
 
 
+def save_model(workdir: epath.PathLike, model: nnx.Module, config: ml_collections.ConfigDict
+               ) -> epath.Path:
+  """A model-only checkpoint (step 0: model and config) that `restore` reads.
+
+  For converted or exported weights; also fits stage 2's `config.init_from`. Refuses a
+  workdir that holds checkpoints already.
+  """
+  with manager(workdir, config) as mngr:
+    if mngr.latest_step() is not None:
+      raise FileExistsError(f"{mngr.directory}: holds checkpoints already; pick a new folder")
+    mngr.save(0, args=ocp.args.Composite(
+        model=ocp.args.StandardSave(nnx.state(model)),
+        config=ocp.args.JsonSave(config.to_dict())))
+    mngr.wait_until_finished()
+    return mngr.directory
+
+
 def check_compatible(saved: dict[str, Any], config: ml_collections.ConfigDict) -> None:
   """Refuses a checkpoint whose model differs from the config's, naming each mismatch."""
   wanted = json.loads(json.dumps(config.model.to_dict()))  # Tuples -> lists, as saved.

@@ -67,3 +67,19 @@ def shards_dir(tmp_path_factory, photos_dir) -> pathlib.Path:
                          "--photos_per_shard=32", "--processes=2")
   assert result.returncode == 0, result.stderr[-3000:]
   return out
+
+
+def tiny_config(shards: pathlib.Path, **train_overrides):
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  config = tiny.get_config()
+  config.data.data_dir = str(shards)
+  config.train.update(train_overrides)
+  return config
+
+
+@pytest.fixture(scope="session")
+def tiny_run(shards_dir, tmp_path_factory):
+  """(workdir, model) of one uninterrupted tiny-config run on the real shards."""
+  from exif_jax import train  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path_factory.mktemp("tiny_run")
+  return workdir, train.train_and_evaluate(tiny_config(shards_dir), str(workdir))

@@ -8,28 +8,20 @@ import optax
 import pytest
 from flax import nnx
 
-from configs import tiny
+from conftest import tiny_config
 from exif_jax import checkpointing
 from exif_jax import input_pipeline
 from exif_jax import sharding
 from exif_jax import train
 
 
-def tiny_config(shards_dir, **train_overrides):
-  config = tiny.get_config()
-  config.data.data_dir = str(shards_dir)
-  config.train.update(train_overrides)
-  return config
-
-
 def params(model) -> list[np.ndarray]:
   return [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(shards_dir, tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("uninterrupted")
-  return workdir, train.train_and_evaluate(tiny_config(shards_dir), str(workdir))
+@pytest.fixture
+def uninterrupted(tiny_run):
+  return tiny_run
 
 
 def test_resumed_run_equals_uninterrupted_run(shards_dir, tmp_path, uninterrupted):

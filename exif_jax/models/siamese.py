@@ -2,7 +2,7 @@
 
 patch -> ResNet v2 -> `feature` Linear -> f (per patch). A pair (f_a, f_b) -> MLP `head` on
 concat(f_a, f_b) -> one "same or not" logit per attribute. Stage 2: `classifier` maps the
-83 predictions to one "same image or not" logit.
+83 attribute logits to one "same image or not" logit.
 
 For all pairs of an image's patches the first head layer is split: its kernel is
 [W_a; W_b], so concat(f_a, f_b) @ W + bias = (f_a @ W_a + bias) + f_b @ W_b. `project` runs
@@ -35,8 +35,8 @@ def scale_patches(patches: jax.Array) -> jax.Array:
 class ConsistencyClassifier(nnx.Module):
   """Stage 2: the 83 attribute predictions of a pair -> one "same image" logit.
 
-  It reads probabilities (sigmoid of the attribute logits), so its input does not depend
-  on the logits' scale.
+  It reads the raw attribute logits, as the original classify/ layers do (the TF1
+  checkpoint's weights expect them).
   """
 
   def __init__(self, num_attributes: int, width: int, *, dtype: Any = jnp.float32,
@@ -46,7 +46,7 @@ class ConsistencyClassifier(nnx.Module):
 
   def __call__(self, exif_logits: jax.Array) -> jax.Array:
     """[..., num_attributes] logits -> [...] float32 logit."""
-    x = nnx.relu(self.hidden(jax.nn.sigmoid(exif_logits)))
+    x = nnx.relu(self.hidden(exif_logits))
     return self.out(x)[..., 0].astype(jnp.float32)
 
 
