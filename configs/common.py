@@ -51,6 +51,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.stage = "exif"  # "exif": stage 1 (83 attributes); "classifier": stage 2.
   config.init_from = ""  # Stage 2: the stage-1 workdir (or checkpoint) to start from.
   config.distributed = False  # Call jax.distributed.initialize() (multi-host).
+  config.coordinator_address = ""  # host:port; empty = detected from the cluster.
+  config.num_processes = 0  # 0 = detected from the cluster.
+  config.process_id = 0
   config.model = model_config()
   config.data = data_config()
 

@@ -151,7 +151,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   if config.stage not in STAGES:
     raise ValueError(f"config.stage={config.stage!r}: expected one of {STAGES}")
   # --- Set-up.
-  sharding.initialize(config.distributed)
+  sharding.initialize(config)
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   mesh = sharding.make_mesh()
