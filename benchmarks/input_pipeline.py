@@ -8,6 +8,7 @@ augmentation set reduced to its identity (read, decode, crop, label, batch). Eac
 process with one reading thread: pairs_per_s is per core by wall clock, pairs_per_cpu_s per
 second of this process's CPU time (robust to other load on the machine). "all_cores" runs
 --num_workers grain worker processes and divides the wall-clock rate by the core count.
+"dataset" gives the shards' ArrayRecord writer options and size on disk.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ import time
 
 from absl import app
 from absl import flags
+from array_record.python.array_record_module import ArrayRecordReader
 import ml_collections
 
 from configs import common
 from exif_jax import input_pipeline
+from exif_jax import records
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset from data_prep (default: build one).")
@@ -51,6 +54,17 @@ def measure(config: ml_collections.ConfigDict) -> dict[str, float]:
           "pairs_per_cpu_s": pairs / (time.process_time() - cpu)}
 
 
+def dataset_size(data_dir: str) -> dict[str, object]:
+  """Writer options of the patch shards and bytes on disk of each kind of shard."""
+  shards = records.complete_shards(data_dir)
+  reader = ArrayRecordReader(os.fspath(shards[0].patches_path))
+  options = reader.writer_options_string()
+  reader.close()
+  return {"writer_options": options,
+          "patches_bytes": sum(os.path.getsize(shard.patches_path) for shard in shards),
+          "photos_bytes": sum(os.path.getsize(shard.photos_path) for shard in shards)}
+
+
 def run(data_dir: str) -> dict[str, object]:
   config = ml_collections.ConfigDict({"data": common.data_config()})
   config.data.update(data_dir=data_dir, num_workers=0, num_threads=1)
@@ -67,7 +81,7 @@ def run(data_dir: str) -> dict[str, object]:
       "full": full, "decode_only": decode_only,
       "all_cores": {"num_workers": _NUM_WORKERS.value, "pairs_per_s": all_cores_rate,
                     "pairs_per_s_per_core": all_cores_rate / cores},
-      "goal_pairs_per_s_per_core": 500,
+      "goal_pairs_per_s_per_core": 500, "dataset": dataset_size(data_dir),
   }
 
 

@@ -208,18 +208,34 @@ def test_examples_hold_the_sampled_patches_and_labels(shards_dir):
   config = make_config(shards_dir, jpeg_qualities=(0,), blur_sigmas=(0.0,), resize_factors=(1.0,))
   photos, patch_files = records.photo_index(shards_dir, "train")
   sampler = input_pipeline.PairSampler(photos, seed=5)
-  make_pair = input_pipeline.MakePair(
+  make_batch = input_pipeline.MakeBatch(
       sampler, patch_files, augment.Options.from_config(config.data))
   source = grain.sources.ArrayRecordDataSource(patch_files)
-  for index in range(20):
-    pair, example = sampler.sample(index), make_pair(index)
+  indices = np.arange(100, 120)
+  batch = make_batch(indices)
+  for row, index in enumerate(indices):
+    pair = sampler.sample(int(index))
     for side, patch in (("a", pair.patch_a), ("b", pair.patch_b)):
       crop = records.patch_pixels(records.decode(source[patch]))
-      assert is_window(crop, example[f"patch_{side}"])
-    np.testing.assert_array_equal(example["labels"][:exif_attrs.NUM_EXIF],
+      assert is_window(crop, batch[f"patch_{side}"][row])
+    np.testing.assert_array_equal(batch["labels"][row, :exif_attrs.NUM_EXIF],
                                   sampler.exif_labels(pair.photo_a, pair.photo_b))
-    assert example["labels"][exif_attrs.NUM_EXIF:].tolist() == [1, 1, 1]  # Sets of one member.
-    assert example["same_image"] == pair.same_image
+    assert batch["labels"][row, exif_attrs.NUM_EXIF:].tolist() == [1, 1, 1]  # Sets of one.
+    assert batch["same_image"][row] == pair.same_image
+
+
+def test_a_pair_does_not_depend_on_its_batch(shards_dir):
+  config = make_config(shards_dir)
+  photos, patch_files = records.photo_index(shards_dir, "train")
+  make_batch = input_pipeline.MakeBatch(input_pipeline.PairSampler(photos, seed=6), patch_files,
+                                        augment.Options.from_config(config.data))
+  indices = np.arange(40, 56)
+  batch = make_batch(indices)
+  assert (batch["labels"][:, exif_attrs.NUM_EXIF:] == 0).any()  # Augmented, not identities.
+  for row in (0, 7, 15):
+    alone = make_batch(indices[row:row + 1])
+    for key in batch:
+      np.testing.assert_array_equal(alone[key][0], batch[key][row], err_msg=key)
 
 
 def test_identical_seeds_give_identical_batches(shards_dir):
