@@ -27,9 +27,9 @@ def matmul_peak_flops(size: int = 2048, repeats: int = 5) -> float:
   return 2 * size**3 / seconds_per_call(lambda: matmul(a), repeats)
 
 
-def compiled_flops(jitted, *args) -> float:
+def flops(compiled: jax.stages.Compiled) -> float:
   """Model FLOPs of one call, from XLA's cost analysis of the compiled program."""
-  analysis = jitted.lower(*args).compile().cost_analysis()
+  analysis = compiled.cost_analysis()
   if isinstance(analysis, list):
     analysis = analysis[0]
   return float(analysis.get("flops", 0.0))

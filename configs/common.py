@@ -22,7 +22,7 @@ def data_config() -> ml_collections.ConfigDict:
   data.jpeg_qualities = (0, 50, 60, 70, 80, 90, 100)
   data.blur_sigmas = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)
   data.resize_factors = (0.5, 0.75, 1.0, 1.25, 1.5)
-  data.resize_interpolations = ("bilinear", "bicubic", "lanczos", "box")  # PIL names.
+  data.resize_interpolations = ("bilinear", "bicubic", "lanczos", "box")  # augment.INTERPOLATIONS.
   data.num_workers = 0  # Grain worker processes; 0 reads in the training process.
   data.per_worker_buffer_size = 2  # Batches each worker process keeps ready.
   data.num_threads = 2  # Threads reading and augmenting pairs in each process.
@@ -51,6 +51,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.stage = "exif"  # "exif": stage 1 (83 attributes); "classifier": stage 2.
   config.init_from = ""  # Stage 2: the stage-1 workdir (or checkpoint) to start from.
   config.distributed = False  # Call jax.distributed.initialize() (multi-host).
+  # Persistent XLA compilation cache: a restarted run skips compiling. "" turns it off.
+  config.compilation_cache_dir = "~/.cache/exif_jax/xla"
   config.coordinator_address = ""  # host:port; empty = detected from the cluster.
   config.num_processes = 0  # 0 = detected from the cluster.
   config.process_id = 0

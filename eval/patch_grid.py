@@ -101,5 +101,5 @@ def _check_shape(image_shape: Sequence[int], patch_size: int) -> tuple[int, int]
   height, width = int(image_shape[0]), int(image_shape[1])
   if height < patch_size or width < patch_size:
     raise ValueError(
-        f"image is {height}x{width}; both sides must be at least the patch size {patch_size}")
+        f"image is {width}x{height} px, smaller than one {patch_size} px patch on a side")
   return height, width

@@ -7,7 +7,7 @@ ready model to anyone (eval, notebooks) from a workdir, its checkpoints folder o
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Sequence
 
 import grain
 import jax
@@ -21,21 +21,28 @@ from exif_jax import models
 CHECKPOINTS = "checkpoints"
 
 
+def absolute(path: epath.PathLike) -> epath.Path:
+  """Orbax wants absolute paths; a relative one is taken from the working directory."""
+  path = epath.Path(path)
+  return path if path.is_absolute() else path.absolute()
+
+
 def manager(workdir: epath.PathLike, config: ml_collections.ConfigDict
             ) -> ocp.CheckpointManager:
+  # The training loop chooses the steps to save; the manager keeps the latest few.
   options = ocp.CheckpointManagerOptions(
-      save_interval_steps=config.train.checkpoint_every,
       max_to_keep=config.train.keep_checkpoints, enable_async_checkpointing=True)
-  return ocp.CheckpointManager(epath.Path(workdir) / CHECKPOINTS, options=options)
+  return ocp.CheckpointManager(absolute(workdir) / CHECKPOINTS, options=options)
 
 
 def save(mngr: ocp.CheckpointManager, step: int, model: nnx.Module, optimizer: nnx.Optimizer,
-         data_iterator: Any, config: ml_collections.ConfigDict, *, force: bool = False) -> bool:
-  return mngr.save(step, args=ocp.args.Composite(
+         data_iterator: Any, config: ml_collections.ConfigDict) -> None:
+  """Starts an async save of step `step`; the next save or `mngr.close()` waits for it."""
+  mngr.save(step, args=ocp.args.Composite(
       model=ocp.args.StandardSave(nnx.state(model)),
       optimizer=ocp.args.StandardSave(nnx.state(optimizer)),
       data=grain.checkpoint.CheckpointSave(data_iterator),
-      config=ocp.args.JsonSave(config.to_dict())), force=force)
+      config=ocp.args.JsonSave(config.to_dict())), force=True)
 
 
 def save_model(workdir: epath.PathLike, model: nnx.Module, config: ml_collections.ConfigDict
@@ -55,23 +62,44 @@ def save_model(workdir: epath.PathLike, model: nnx.Module, config: ml_collection
     return mngr.directory
 
 
-def check_compatible(saved: dict[str, Any], config: ml_collections.ConfigDict) -> None:
-  """Refuses a checkpoint whose model differs from the config's, naming each mismatch."""
-  wanted = json.loads(json.dumps(config.model.to_dict()))  # Tuples -> lists, as saved.
-  mismatches = [f"model.{k}: checkpoint {saved['model'].get(k)!r}, config {v!r}"
-                for k, v in wanted.items() if saved["model"].get(k) != v]
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flat(value, f"{prefix}{key}."))
+    else:
+      flat[prefix + key] = value
+  return flat
+
+
+def check_compatible(saved: dict[str, Any], config: ml_collections.ConfigDict,
+                     fields: Sequence[str] = ("model",)) -> None:
+  """Refuses a checkpoint whose `fields` (config sections or keys) differ from the config's.
+
+  The error names each mismatch, e.g. "model.width: checkpoint 4, config 8".
+  """
+  wanted = json.loads(json.dumps(config.to_dict()))  # Tuples -> lists, as saved.
+  saved, wanted = _flat(saved), _flat(wanted)
+  names = sorted(name for name in saved.keys() | wanted.keys()
+                 if any(name == f or name.startswith(f + ".") for f in fields))
+  mismatches = [f"{name}: checkpoint {saved.get(name)!r}, config {wanted.get(name)!r}"
+                for name in names if saved.get(name) != wanted.get(name)]
   if mismatches:
     raise ValueError("checkpoint is incompatible with the config: " + "; ".join(mismatches))
 
 
 def restore_run(mngr: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Optimizer,
                 data_iterator: Any, config: ml_collections.ConfigDict) -> int:
-  """Restores the latest step into model, optimizer and iterator in place; returns the step."""
+  """Restores the latest step into model, optimizer and iterator in place; returns the step.
+
+  Arrays come back with the shardings the model and optimizer hold. A checkpoint of another
+  stage or model is refused before anything is read.
+  """
   step = mngr.latest_step()
   if step is None:
     return 0
   saved = mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
-  check_compatible(saved.config, config)
+  check_compatible(saved.config, config, fields=("stage", "model"))
   restored = mngr.restore(step, args=ocp.args.Composite(
       model=ocp.args.StandardRestore(_abstract(nnx.state(model))),
       optimizer=ocp.args.StandardRestore(_abstract(nnx.state(optimizer))),
@@ -87,7 +115,7 @@ def _abstract(state: nnx.State) -> Any:
 
 def _step_dir(path: epath.PathLike) -> epath.Path:
   """A step folder from a workdir, its checkpoints folder, or a step folder."""
-  path = epath.Path(path)
+  path = absolute(path)
   if (path / "model").exists():
     return path
   root = path / CHECKPOINTS if (path / CHECKPOINTS).exists() else path
@@ -100,14 +128,16 @@ def _step_dir(path: epath.PathLike) -> epath.Path:
 
 
 def restore_config(path: epath.PathLike) -> ml_collections.ConfigDict:
-  step_dir = _step_dir(path)
-  return ml_collections.ConfigDict(json.loads((step_dir / "config" / "metadata").read_text()))
+  """The config saved with the checkpoint at `path` (workdir, checkpoints folder or step)."""
+  config = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(_step_dir(path) / "config")
+  return ml_collections.ConfigDict(config)
 
 
 def restore(path: epath.PathLike, model: nnx.Module | None = None) -> nnx.Module:
   """The model saved at `path`, in eval mode; into `model` if given (its config must match).
 
-  Needs nothing but the path: the architecture comes from the config saved beside it.
+  Needs nothing but the path: the architecture comes from the config saved beside it. A
+  given model keeps its arrays' shardings.
   """
   step_dir = _step_dir(path)
   config = restore_config(step_dir)
@@ -119,4 +149,3 @@ def restore(path: epath.PathLike, model: nnx.Module | None = None) -> nnx.Module
   nnx.update(model, state)
   model.eval()
   return model
-

@@ -19,6 +19,12 @@ class MetricsWriter:
       self._summary = SummaryWriter(str(workdir / "tensorboard"))
       self._jsonl = (workdir / "metrics.jsonl").open("a")
 
+  def __enter__(self) -> MetricsWriter:
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self.close()
+
   def write(self, step: int, scalars: Mapping[str, float]) -> None:
     if not self._enabled:
       return

@@ -6,10 +6,10 @@ feeds its local slice of the global batch and jax.jit with NamedSharding does th
 
 from __future__ import annotations
 
-import os
 from typing import Any, Sequence
 
 import jax
+import ml_collections
 import numpy as np
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -17,22 +17,19 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 DATA_AXIS = "data"
 
 
-def _env_int(name: str) -> int | None:
-  value = os.environ.get(name)
-  return int(value) if value else None
+def initialize(config: ml_collections.ConfigDict) -> None:
+  """Joins the multi-host job when the config asks for it (once per process).
 
-
-def initialize(distributed: bool) -> None:
-  """Joins the multi-host job when the config or the environment asks for it.
-
-  TPU VMs, SLURM, Open MPI and Kubernetes jobs describe themselves (config.distributed=True
-  is enough there). Anywhere else, JAX_COORDINATOR_ADDRESS (host:port of process 0),
-  JAX_NUM_PROCESSES and JAX_PROCESS_ID in each process's environment start it.
+  TPU VMs, SLURM, Open MPI and Kubernetes jobs describe themselves: config.distributed=True
+  is enough there. Elsewhere config.coordinator_address (host:port of process 0),
+  config.num_processes and config.process_id say it.
   """
-  if ((distributed or "JAX_COORDINATOR_ADDRESS" in os.environ)
+  if ((config.distributed or config.coordinator_address)
       and not jax.distributed.is_initialized()):
-    jax.distributed.initialize(num_processes=_env_int("JAX_NUM_PROCESSES"),
-                               process_id=_env_int("JAX_PROCESS_ID"))
+    jax.distributed.initialize(
+        coordinator_address=config.coordinator_address or None,
+        num_processes=config.num_processes or None,
+        process_id=config.process_id if config.num_processes else None)
   logging.info("process %d of %d, %d local / %d global devices", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
 

@@ -7,6 +7,8 @@ loop, periodic validation on held-out camera models, and checkpoints.
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from typing import Any, Callable
 
@@ -31,7 +33,7 @@ STAGES = ("exif", "classifier")
 
 
 def create_model(config: ml_collections.ConfigDict) -> models.ExifConsistencyModel:
-  # rbg keys: threefry initialisation compiles for seconds per parameter shape on CPU.
+  # rbg keys: threefry initialisation is slow to compile on CPU.
   rngs = nnx.Rngs(jax.random.key(config.seed, impl="rbg"))
   return models.ExifConsistencyModel(config.model, rngs=rngs)
 
@@ -50,6 +52,34 @@ def learning_rate(config: ml_collections.ConfigDict) -> optax.Schedule:
   return optax.join_schedules(
       [optax.linear_schedule(0.0, peak, config.train.warmup_steps),
        optax.constant_schedule(peak)], [config.train.warmup_steps])
+
+
+def create_train_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh
+                       ) -> tuple[models.ExifConsistencyModel, nnx.Optimizer]:
+  """Model and Adam optimizer, initialised by one jitted program straight onto the mesh.
+
+  One program rather than one per parameter shape, and every host computes the same
+  replicated values instead of copying them from one host to the others.
+  """
+  def init():
+    model = create_model(config)
+    return model, nnx.Optimizer(model, optax.adam(learning_rate(config)),
+                                wrt=trainable(config.stage))
+
+  graphdef, _ = nnx.split(nnx.eval_shape(init))
+  state = jax.jit(lambda: nnx.state(init()), out_shardings=sharding.replicated(mesh))()
+  return nnx.merge(graphdef, state)
+
+
+def random_batch(batch_size: int, patch_size: int = 128, seed: int = 0
+                 ) -> dict[str, np.ndarray]:
+  """Random pairs in the training batch layout, for benchmarks and tests that need no data."""
+  rng = np.random.default_rng(seed)
+  patch_shape = (batch_size, patch_size, patch_size, 3)
+  return {"patch_a": rng.integers(0, 256, patch_shape, np.uint8),
+          "patch_b": rng.integers(0, 256, patch_shape, np.uint8),
+          "labels": rng.integers(-1, 2, (batch_size, exif_attrs.NUM_ATTRIBUTES), np.int8),
+          "same_image": rng.integers(0, 2, (batch_size,), np.int8)}
 
 
 def _balanced_counts(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
@@ -77,6 +107,10 @@ def loss_and_counts(model: models.ExifConsistencyModel, batch: dict[str, jax.Arr
   return loss, _balanced_counts(logits, labels)
 
 
+def _all_finite(tree: Any) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
 def make_train_step(graphdef: nnx.GraphDef, config: ml_collections.ConfigDict,
                     mesh: jax.sharding.Mesh) -> Callable:
   """Jitted (state, batch) -> (state, metrics); state replicated and donated, batch sharded."""
@@ -86,9 +120,11 @@ def make_train_step(graphdef: nnx.GraphDef, config: ml_collections.ConfigDict,
     model, optimizer = nnx.merge(graphdef, state)
     grad_fn = nnx.value_and_grad(
         loss_and_counts, argnums=nnx.DiffState(0, wrt), has_aux=True)
-    (loss, counts), grads = grad_fn(model, batch, config.stage)
+    (loss, _), grads = grad_fn(model, batch, config.stage)
     optimizer.update(model, grads)
-    return nnx.state((model, optimizer)), {"loss": loss, **counts}
+    # An update can break the parameters while the loss it came from is still finite.
+    finite = jnp.isfinite(loss) & _all_finite(nnx.state(model, wrt))
+    return nnx.state((model, optimizer)), {"loss": loss, "finite": finite}
 
   replicated = sharding.replicated(mesh)
   return jax.jit(train_step, in_shardings=(replicated, sharding.batch_sharding(mesh)),
@@ -134,80 +170,130 @@ def evaluate(eval_step: Callable, state: Any, config: ml_collections.ConfigDict,
   return results
 
 
-def _initial_model(config: ml_collections.ConfigDict) -> models.ExifConsistencyModel:
-  model = create_model(config)
-  if config.stage == "classifier":
-    if not config.init_from:
-      raise ValueError("stage 'classifier' needs config.init_from: a stage-1 workdir")
-    checkpointing.check_compatible(
-        checkpointing.restore_config(config.init_from).to_dict(), config)
-    checkpointing.restore(config.init_from, model)
-  return model
+class _Monitor:
+  """The host side of each step: stops on a non-finite one, drives the bar, logs training."""
+
+  def __init__(self, config: ml_collections.ConfigDict, start: int,
+               writer: metrics_writer.MetricsWriter, mngr: Any):
+    self._config, self._writer, self._mngr = config, writer, mngr
+    self._losses = []
+    self._first_step = start + 1
+    self._bar = tqdm(total=config.train.steps, initial=start, desc=f"train {config.stage}",
+                     unit="step", disable=jax.process_index() != 0)
+    self.restart_clock(start)
+
+  def __enter__(self) -> _Monitor:
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self._bar.close()
+
+  def restart_clock(self, step: int) -> None:
+    """pairs/s measures training alone: evaluation and checkpoints restart the clock."""
+    self._tick, self._tick_step = time.perf_counter(), step
+
+  def step_done(self, step: int, metrics: dict[str, jax.Array]) -> None:
+    loss = float(metrics["loss"])
+    if not metrics["finite"]:
+      self._mngr.wait_until_finished()
+      latest = self._mngr.latest_step()
+      problem = (f"loss is {loss}" if not math.isfinite(loss)
+                 else f"parameters are not finite (loss {loss:.4g})")
+      kept = (f"The last good checkpoint is step {latest} in {self._mngr.directory}"
+              if latest is not None else "No checkpoint was saved before it")
+      raise FloatingPointError(f"{problem} after step {step}; stopped without saving it. {kept}")
+    self._losses.append(loss)
+    self._bar.update()
+    if step % self._config.train.log_every == 0 or step == self._config.train.steps:
+      mean_loss = float(np.mean(self._losses))
+      pairs = (step - self._tick_step) * self._config.train.batch_size
+      self._writer.write(step, {"train/loss": mean_loss,
+                                "train/pairs_per_s": pairs / (time.perf_counter() - self._tick)})
+      self._bar.set_postfix(loss=f"{mean_loss:.4f}")
+      self._losses = []
+      self.restart_clock(step)
+    elif step == self._first_step:
+      self.restart_clock(step)  # Its time was mostly compiling.
+
+
+def _check_config(config: ml_collections.ConfigDict) -> None:
+  if config.stage not in STAGES:
+    raise ValueError(f"config.stage={config.stage!r}: expected one of {STAGES}")
+  if config.stage == "classifier" and not config.init_from:
+    raise ValueError("stage 'classifier' needs config.init_from: a stage-1 workdir")
+
+
+def _use_compilation_cache(path: str) -> None:
+  """A persistent XLA cache: a restarted or repeated run skips compiling its programs."""
+  if path:
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(path))
+
+
+def _restore_stage_one(config: ml_collections.ConfigDict,
+                       model: models.ExifConsistencyModel) -> None:
+  checkpointing.check_compatible(checkpointing.restore_config(config.init_from).to_dict(), config)
+  checkpointing.restore(config.init_from, model)
+  logging.info("stage 2 starts from %s", config.init_from)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                        ) -> models.ExifConsistencyModel:
-  """Runs (or resumes) training to config.train.steps; returns the trained model."""
-  if config.stage not in STAGES:
-    raise ValueError(f"config.stage={config.stage!r}: expected one of {STAGES}")
+  """Runs (or resumes) training to config.train.steps; returns the model in eval mode."""
+  _check_config(config)
   # --- Set-up.
   sharding.initialize(config)
+  _use_compilation_cache(config.compilation_cache_dir)
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   mesh = sharding.make_mesh()
-  sharding.check_batch_size(config.train.batch_size, mesh)
-  model = _initial_model(config)
-  optimizer = nnx.Optimizer(model, optax.adam(learning_rate(config)), wrt=trainable(config.stage))
+  for batch_size in (config.train.batch_size, config.eval.batch_size):
+    sharding.check_batch_size(batch_size, mesh)
+  model, optimizer = create_train_state(config, mesh)
   train_iter = iter(input_pipeline.create_dataset(
       config, "train", seed=config.seed, global_batch_size=config.train.batch_size,
       process_index=jax.process_index(), process_count=jax.process_count()))
-
-  # --- Restore: a killed run continues from its latest checkpoint.
-  mngr = checkpointing.manager(workdir, config)
-  start = checkpointing.restore_run(mngr, model, optimizer, train_iter, config)
-  if start:
-    logging.info("resumed from step %d", start)
-
-  # Stage 1 trains batch norm statistics; stage 2 keeps the frozen network in inference mode.
-  model.eval()
-  eval_graphdef, _ = nnx.split((model, optimizer))
-  if config.stage == "exif":
-    model.train()
-  graphdef, state = nnx.split((model, optimizer))
-  state = sharding.replicate(state, mesh)
-  train_step = make_train_step(graphdef, config, mesh)
-  eval_step = make_eval_step(eval_graphdef, config, mesh)
-  writer = metrics_writer.MetricsWriter(workdir, enabled=jax.process_index() == 0)
-
-  # --- Loop.
   steps = config.train.steps
-  tick, tick_step = time.perf_counter(), start
-  bar = tqdm(total=steps, initial=start, desc=f"train {config.stage}", unit="step",
-             disable=jax.process_index() != 0)
-  for step in range(start + 1, steps + 1):
-    state, metrics = train_step(state, sharding.global_batch(next(train_iter), mesh))
-    loss = float(metrics["loss"])
-    if not np.isfinite(loss):
-      mngr.wait_until_finished()
-      raise FloatingPointError(
-          f"loss is {loss} at step {step}; stopped without saving it. The last good "
-          f"checkpoint is step {mngr.latest_step()} in {workdir / checkpointing.CHECKPOINTS}")
-    bar.update()
-    bar.set_postfix(loss=f"{loss:.4f}")
-    if step % config.train.log_every == 0 or step == steps:
-      now = time.perf_counter()
-      pairs_per_s = (step - tick_step) * config.train.batch_size / (now - tick)
-      tick, tick_step = now, step
-      writer.write(step, {"train/loss": loss, "train/pairs_per_s": pairs_per_s})
-    if step % config.eval.every == 0 or step == steps:
-      writer.write(step, evaluate(eval_step, state, config, mesh))
-    if step % config.train.checkpoint_every == 0 or step == steps:
-      nnx.update((model, optimizer), state)
-      checkpointing.save(mngr, step, model, optimizer, train_iter, config, force=True)
-  bar.close()
-  mngr.wait_until_finished()
-  mngr.close()
-  writer.close()
+
+  with checkpointing.manager(workdir, config) as mngr:
+    # --- Restore: a killed run continues from its latest checkpoint; stage 2 from stage 1.
+    start = checkpointing.restore_run(mngr, model, optimizer, train_iter, config)
+    if start:
+      logging.info("resumed from step %d", start)
+    elif config.stage == "classifier":
+      _restore_stage_one(config, model)
+
+    # Stage 1 trains batch norm statistics; stage 2 keeps the frozen network in inference mode.
+    model.eval()
+    eval_step = make_eval_step(nnx.graphdef((model, optimizer)), config, mesh)
+    if config.stage == "exif":
+      model.train()
+    graphdef, state = nnx.split((model, optimizer))
+    train_step = make_train_step(graphdef, config, mesh)
+
+    # --- Loop. The host reads step s's metrics while the device runs step s + 1.
+    with (metrics_writer.MetricsWriter(workdir, enabled=jax.process_index() == 0) as writer,
+          _Monitor(config, start, writer, mngr) as monitor):
+      unchecked = None
+      for step in range(start + 1, steps + 1):
+        state, metrics = train_step(state, sharding.global_batch(next(train_iter), mesh))
+        if unchecked:
+          monitor.step_done(*unchecked)
+        unchecked = step, metrics
+        evaluating = step % config.eval.every == 0 or step == steps
+        saving = step % config.train.checkpoint_every == 0 or step == steps
+        if not (evaluating or saving):
+          continue
+        monitor.step_done(*unchecked)
+        unchecked = None
+        # --- Evaluation.
+        if evaluating:
+          writer.write(step, evaluate(eval_step, state, config, mesh))
+        # --- Checkpoint (async: written while training goes on).
+        if saving:
+          nnx.update((model, optimizer), state)
+          checkpointing.save(mngr, step, model, optimizer, train_iter, config)
+        monitor.restart_clock(step)
+
   nnx.update((model, optimizer), state)
   model.eval()
   return model

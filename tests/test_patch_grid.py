@@ -50,7 +50,7 @@ def test_one_patch_image():
 
 @pytest.mark.parametrize("shape", [(127, 500), (500, 100), (64, 64, 3)])
 def test_image_smaller_than_a_patch_is_refused(shape):
-  with pytest.raises(ValueError, match="at least the patch size"):
+  with pytest.raises(ValueError, match="smaller than one 128 px patch"):
     patch_grid.grid_coords(shape)
 
 
