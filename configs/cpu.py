@@ -11,6 +11,10 @@ def get_config():
   config = common.base_config()
   config.model = common.model_config(
       depth=18, width=16, feature_dim=256, head_widths=(256, 128, 64), classifier_width=64)
+  # Most cameras in a few hundred photos have one or two of them: a value held by a single
+  # photo can only make "same" pairs from that photo, which teaches matching content instead
+  # of matching cameras.
+  config.data.min_photos_per_value = 3
   config.train.steps = 4_000
   config.train.batch_size = 32
   config.train.learning_rate = 1e-3

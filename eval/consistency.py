@@ -66,11 +66,10 @@ class ConsistencyModel:
     per_row = num_patches * (self._first_width + (83 if with_attributes else 0)) * 4
     return int(max(1, min(num_patches, self.pair_memory_bytes // per_row)))
 
-  def __call__(self, image: np.ndarray, *, num_patches: int = 500, stride: int | None = None,
-               with_attributes: bool = False) -> Consistency:
-    coords = patch_grid.grid_coords(image.shape[:2], num_patches=num_patches, stride=stride)
-    a, b = self.project(patch_grid.cut_patches(image, coords))
-    n = len(coords)
+  def pairs(self, a: jax.Array, b: jax.Array, *, with_attributes: bool = False
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """All ordered pairs of the projections -> ([N, N] P(same image), [N, N, 83] or None)."""
+    n = a.shape[0]
     rows = self.rows_per_block(n, with_attributes)
     padded = -(-n // rows) * rows
     a = jnp.pad(a, ((0, padded - n), (0, 0)))  # Equal blocks: one compilation.
@@ -80,10 +79,16 @@ class ConsistencyModel:
       matrix.append(np.asarray(same))
       if with_attributes:
         attributes.append(np.asarray(attrs))
-    matrix = np.concatenate(matrix)[:n]
+    return (np.concatenate(matrix)[:n],
+            np.concatenate(attributes)[:n] if with_attributes else None)
+
+  def __call__(self, image: np.ndarray, *, num_patches: int = 500, stride: int | None = None,
+               with_attributes: bool = False) -> Consistency:
+    coords = patch_grid.grid_coords(image.shape[:2], num_patches=num_patches, stride=stride)
+    a, b = self.project(patch_grid.cut_patches(image, coords))
+    matrix, attributes = self.pairs(a, b, with_attributes=with_attributes)
     # (i, j) and (j, i) see the patches in swapped head slots; the paper's c_ij is symmetric.
     matrix = (matrix + matrix.T) / 2
     if with_attributes:
-      full = np.concatenate(attributes)[:n]
-      return Consistency(coords, matrix, (full + full.transpose(1, 0, 2)) / 2)
-    return Consistency(coords, matrix, None)
+      attributes = (attributes + attributes.transpose(1, 0, 2)) / 2
+    return Consistency(coords, matrix, attributes)

@@ -20,6 +20,7 @@ import optax
 from absl import logging
 from etils import epath
 from flax import nnx
+from sklearn import metrics
 from tqdm import tqdm
 
 from exif_jax import checkpointing
@@ -92,19 +93,32 @@ def _balanced_counts(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Arra
           "neg": jnp.sum(negative, axis=0)}
 
 
+def _column_labels(batch: dict[str, jax.Array], stage: str) -> jax.Array:
+  """int32 [B, columns]: the 83 attribute labels (stage 1) or same_image (stage 2)."""
+  if stage == "exif":
+    return batch["labels"].astype(jnp.int32)
+  return batch["same_image"].astype(jnp.int32)[:, None]
+
+
 def loss_and_counts(model: models.ExifConsistencyModel, batch: dict[str, jax.Array],
                     stage: str) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Masked sigmoid cross-entropy (label -1 = unknown: no loss) and accuracy counts."""
+  loss, counts, _ = loss_counts_and_logits(model, batch, stage)
+  return loss, counts
+
+
+def loss_counts_and_logits(model: models.ExifConsistencyModel, batch: dict[str, jax.Array],
+                           stage: str) -> tuple[jax.Array, dict[str, jax.Array], jax.Array]:
   exif_logits = model(batch["patch_a"], batch["patch_b"])
   if stage == "exif":
-    logits, labels = exif_logits, batch["labels"].astype(jnp.int32)
+    logits = exif_logits
   else:
     logits = model.consistency_logit(jax.lax.stop_gradient(exif_logits))[:, None]
-    labels = batch["same_image"].astype(jnp.int32)[:, None]
+  labels = _column_labels(batch, stage)
   known = labels >= 0
   losses = optax.sigmoid_binary_cross_entropy(logits, jnp.maximum(labels, 0).astype(jnp.float32))
   loss = jnp.sum(jnp.where(known, losses, 0.0)) / jnp.maximum(jnp.sum(known), 1)
-  return loss, _balanced_counts(logits, labels)
+  return loss, _balanced_counts(logits, labels), logits
 
 
 def _all_finite(tree: Any) -> jax.Array:
@@ -135,7 +149,8 @@ def make_eval_step(graphdef: nnx.GraphDef, config: ml_collections.ConfigDict,
                    mesh: jax.sharding.Mesh) -> Callable:
   def eval_step(state, batch):
     model, _ = nnx.merge(graphdef, state)
-    return loss_and_counts(model, batch, config.stage)
+    loss, counts, logits = loss_counts_and_logits(model, batch, config.stage)
+    return loss, counts, logits, _column_labels(batch, config.stage)
 
   replicated = sharding.replicated(mesh)
   return jax.jit(eval_step, in_shardings=(replicated, sharding.batch_sharding(mesh)),
@@ -148,25 +163,35 @@ def column_names(stage: str) -> tuple[str, ...]:
 
 def evaluate(eval_step: Callable, state: Any, config: ml_collections.ConfigDict,
              mesh: jax.sharding.Mesh) -> dict[str, float]:
-  """Balanced accuracy per attribute (chance 50%) on validation pairs of held-out cameras."""
+  """Balanced accuracy and ROC AUC per attribute (chance 50%) on pairs of held-out cameras."""
   dataset = input_pipeline.create_dataset(
       config, "val", seed=config.eval.seed, global_batch_size=config.eval.batch_size,
       process_index=jax.process_index(), process_count=jax.process_count())
-  totals, losses = None, []
+  totals, losses, all_logits, all_labels = None, [], [], []
   for _, local_batch in zip(range(config.eval.num_batches), dataset):
-    loss, counts = eval_step(state, sharding.global_batch(local_batch, mesh))
+    loss, counts, logits, labels = eval_step(state, sharding.global_batch(local_batch, mesh))
     losses.append(float(loss))
     counts = jax.tree.map(np.asarray, counts)
     totals = counts if totals is None else jax.tree.map(np.add, totals, counts)
+    all_logits.append(np.asarray(logits))  # Replicated: the whole global batch on every host.
+    all_labels.append(np.asarray(labels))
+  logits, labels = np.concatenate(all_logits), np.concatenate(all_labels)
   results = {"val/loss": float(np.mean(losses))}
-  accuracies = []
+  accuracies, aucs = [], []
   for i, name in enumerate(column_names(config.stage)):
     if totals["pos"][i] and totals["neg"][i]:
       accuracy = 0.5 * (totals["true_pos"][i] / totals["pos"][i]
                         + totals["true_neg"][i] / totals["neg"][i])
+      known = labels[:, i] >= 0
+      # Threshold-free: a model whose logits carry the training prior ranks pairs correctly
+      # while its accuracy at logit 0 stays near chance.
+      auc = metrics.roc_auc_score(labels[known, i], logits[known, i])
       results[f"val/accuracy/{name}"] = float(accuracy)
+      results[f"val/auc/{name}"] = float(auc)
       accuracies.append(accuracy)
+      aucs.append(auc)
   results["val/mean_accuracy"] = float(np.mean(accuracies)) if accuracies else float("nan")
+  results["val/mean_auc"] = float(np.mean(aucs)) if aucs else float("nan")
   return results
 
 

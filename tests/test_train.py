@@ -38,7 +38,9 @@ def test_logs_and_validation_accuracy(uninterrupted):
   assert [r["step"] for r in records if "train/loss" in r] == [2, 4, 6]
   val = [r for r in records if "val/mean_accuracy" in r]
   assert [r["step"] for r in val] == [3, 6]
-  for name in ("val/accuracy/jpeg_quality", "val/accuracy/blur", "val/accuracy/resize"):
+  assert 0.0 <= val[-1]["val/mean_auc"] <= 1.0
+  for name in ("val/accuracy/jpeg_quality", "val/accuracy/blur", "val/accuracy/resize",
+               "val/auc/jpeg_quality", "val/auc/blur", "val/auc/resize"):
     assert 0.0 <= val[-1][name] <= 1.0
   assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
 

@@ -1,0 +1,181 @@
+"""Evaluation speed on one 960x720 image: python benchmarks/eval_speed.py [--image PATH].
+
+Prints JSON per config (the paper's ResNet-50 and the CPU config, random weights): seconds
+for the backbone (features and split projection of every patch), the pairs (every ordered
+pair through the rest of the head and the classifier), Mean Shift (response maps, modes and
+the full-resolution map) and the whole `Localizer` call; the image's model FLOPs from XLA's
+cost analysis, the FLOP floor they imply at a float32 matmul peak measured in the same run,
+and the total's ratio to that floor. The baseline is the original dense algorithm in numpy
+and scikit-learn on the same patches and features: every pair runs the whole head on
+concat(f_i, f_j), response maps are accumulated patch by patch, sklearn's MeanShift finds the
+modes. Its pair time is extrapolated from `--baseline_rows` rows of the matrix where the full
+matrix would take minutes (said in the output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import jax  # pylint: disable=g-import-not-at-top
+import numpy as np
+from flax import nnx
+from PIL import Image
+from sklearn import cluster
+
+from benchmarks import common
+from configs import cpu
+from configs import exif_resnet50
+from eval import consistency
+from eval import localizer
+from eval import maps
+from eval import patch_grid
+from exif_jax import train
+
+IMAGE_SHAPE = (720, 960)
+DEFAULT_PHOTOS = ROOT.parent / "shared" / "data" / "photos"
+
+
+def load_image(path: pathlib.Path | None) -> np.ndarray:
+  """A real photo, centre-cropped and resized to 960x720 (the paper's evaluation size)."""
+  if path is None:
+    path = next(iter(sorted(DEFAULT_PHOTOS.rglob("*.jpg"))), None)
+    if path is None:
+      raise SystemExit(f"no photo in {DEFAULT_PHOTOS}; pass --image")
+  with Image.open(path) as image:
+    image = image.convert("RGB")
+    height, width = IMAGE_SHAPE
+    scale = max(width / image.width, height / image.height)
+    image = image.resize((round(image.width * scale), round(image.height * scale)),
+                         Image.Resampling.LANCZOS)
+    left, top = (image.width - width) // 2, (image.height - height) // 2
+    return np.asarray(image.crop((left, top, left + width, top + height)))
+
+
+def model_flops(scorer: consistency.ConsistencyModel, patches: np.ndarray, a, b) -> float:
+  """Backbone + pairs FLOPs of one image, as the jitted programs run them (padding included)."""
+  batch = patches[:scorer.feature_batch]
+  batch = np.pad(batch, ((0, scorer.feature_batch - len(batch)), (0, 0), (0, 0), (0, 0)))
+  project = consistency.ConsistencyModel._project.lower(scorer, scorer._state, batch).compile()
+  num_batches = -(-len(patches) // scorer.feature_batch)
+  rows = scorer.rows_per_block(len(patches), False)
+  pairs = consistency.ConsistencyModel._pairs.lower(
+      scorer, scorer._state, a[:rows], b, False).compile()
+  return common.flops(project) * num_batches + common.flops(pairs) * -(-len(patches) // rows)
+
+
+def dense_pairs(model: nnx.Module, features: np.ndarray, rows: int) -> np.ndarray:
+  """The original head: concat(f_i, f_j) through every layer for each ordered pair, in numpy."""
+  layers = [(np.asarray(layer.kernel[...]), np.asarray(layer.bias[...])) for layer in model.head]
+  hidden = model.classifier.hidden
+  out = model.classifier.out
+  n = len(features)
+  result = np.empty((rows, n), np.float32)
+  for i in range(rows):
+    x = np.concatenate([np.repeat(features[i:i + 1], n, 0), features], axis=1)
+    for depth, (kernel, bias) in enumerate(layers):
+      x = (np.maximum(x, 0) if depth else x) @ kernel + bias
+    x = np.maximum(x @ np.asarray(hidden.kernel[...]) + np.asarray(hidden.bias[...]), 0)
+    logit = x @ np.asarray(out.kernel[...]) + np.asarray(out.bias[...])
+    result[i] = 1 / (1 + np.exp(-logit[:, 0]))
+  return result
+
+
+def sklearn_map(matrix: np.ndarray, coords: np.ndarray, image_shape) -> np.ndarray:
+  """Response maps accumulated patch by patch, sklearn MeanShift, the dominant mode's map."""
+  height, width = maps.WORKING_SHAPE
+  scale_y, scale_x = height / image_shape[0], width / image_shape[1]
+  size = patch_grid.PATCH_SIZE
+  sums = np.zeros((len(matrix), height, width), np.float32)
+  counts = np.zeros((height, width), np.float32)
+  for j, (y, x) in enumerate(coords):
+    window = (slice(int(y * scale_y), max(int((y + size) * scale_y), int(y * scale_y) + 1)),
+              slice(int(x * scale_x), max(int((x + size) * scale_x), int(x * scale_x) + 1)))
+    sums[(slice(None), *window)] += matrix[:, j, None, None]
+    counts[window] += 1
+  points = (sums / np.maximum(counts, 1)).reshape(len(matrix), -1)
+  bandwidth = cluster.estimate_bandwidth(points, quantile=0.3)
+  labels = cluster.MeanShift(bandwidth=bandwidth).fit(points).labels_
+  dominant = np.bincount(labels).argmax()
+  mode = points[labels == dominant].mean(0).reshape(height, width)
+  return 1 - np.asarray(Image.fromarray(mode).resize(image_shape[::-1][:2],
+                                                      Image.Resampling.BILINEAR))
+
+
+def measure(config, image: np.ndarray, peak: float, repeats: int,
+            baseline_rows: int | None = None) -> dict[str, float]:
+  """One config's timings; the baseline times `baseline_rows` pair rows (None: all)."""
+  model = train.create_model(config)
+  model.eval()
+  scorer = consistency.ConsistencyModel(model)
+  coords = patch_grid.grid_coords(image.shape[:2])
+  patches = patch_grid.cut_patches(image, coords)
+  a, b = scorer.project(patches)
+  matrix, _ = scorer.pairs(a, b)
+  matrix = (matrix + matrix.T) / 2
+  whole = localizer.Localizer(model)
+  result = {
+      "depth": config.model.depth, "width": config.model.width,
+      "num_patches": len(coords),
+      "backbone_s": common.seconds_per_call(lambda: scorer.project(patches), repeats),
+      "pairs_s": common.seconds_per_call(lambda: scorer.pairs(a, b)[0], repeats),
+      "mean_shift_s": common.seconds_per_call(
+          lambda: maps.consistency_map(matrix, coords, image.shape[:2]).map, repeats),
+      "total_s": common.seconds_per_call(lambda: whole(image).map, repeats),
+  }
+  flops = model_flops(scorer, patches, a, b)
+  result.update(model_flops=flops, flop_floor_s=flops / peak,
+                total_over_flop_floor=result["total_s"] / (flops / peak))
+
+  # The original dense algorithm on the same patches and features.
+  graphdef, state = nnx.split(model)
+  features = jax.jit(lambda state, x: nnx.merge(graphdef, state).features(x))
+  feature_rows = np.concatenate([
+      np.asarray(features(state, batch))[:count]
+      for batch, count in patch_grid.batches(patches, scorer.feature_batch)])
+  rows = len(coords) if baseline_rows is None else min(baseline_rows, len(coords))
+  start = time.perf_counter()
+  dense_pairs(model, feature_rows, rows)
+  baseline_pairs = (time.perf_counter() - start) * len(coords) / rows
+  start = time.perf_counter()
+  sklearn_map(matrix, coords, image.shape[:2])
+  baseline_mean_shift = time.perf_counter() - start
+  baseline_total = result["backbone_s"] + baseline_pairs + baseline_mean_shift
+  result.update(
+      baseline_pairs_s=baseline_pairs, baseline_pairs_rows_timed=rows,
+      baseline_mean_shift_s=baseline_mean_shift, baseline_total_s=baseline_total,
+      speedup_pairs=baseline_pairs / result["pairs_s"],
+      speedup_mean_shift=baseline_mean_shift / result["mean_shift_s"],
+      speedup_total=baseline_total / result["total_s"])
+  return result
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--image", type=pathlib.Path, help="photo to crop to 960x720")
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--baseline_rows", type=int, default=16,
+                      help="rows of the dense baseline's pair matrix to time")
+  args = parser.parse_args()
+  image = load_image(args.image)
+  peak = common.matmul_peak_flops()
+  resnet50 = exif_resnet50.get_config()
+  if jax.default_backend() == "cpu":
+    resnet50.model.dtype = "float32"  # bfloat16 matmuls are emulated on most CPUs.
+  small = cpu.get_config()
+  result = {"device": jax.devices()[0].device_kind, "image_shape": list(image.shape),
+            "matmul_peak_flops_per_s": peak,
+            "cpu": measure(small, image, peak, args.repeats),
+            "exif_resnet50": measure(resnet50, image, peak, args.repeats, args.baseline_rows)}
+  print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,38 @@
+"""The model shipped in the package: it restores alone and localizes the bundled examples."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from configs import cpu
+from conftest import REPO
+from eval import cli_common
+from exif_jax import checkpointing
+
+EXAMPLES = REPO / "examples"
+
+
+def test_bundled_model_is_the_cpu_config_after_stage_two():
+  config = checkpointing.restore_config(cli_common.BUNDLED_MODEL)
+  assert config.stage == "classifier"
+  assert config.model.to_dict() == json.loads(json.dumps(cpu.get_config().model.to_dict()))
+  size = sum(p.stat().st_size for p in cli_common.BUNDLED_MODEL.rglob("*") if p.is_file())
+  assert size <= 25 * 2**20
+
+
+def test_localize_without_checkpoint_uses_the_bundled_model(tmp_path):
+  out = tmp_path / "out"
+  result = subprocess.run(
+      [sys.executable, "-m", "exif_jax", "localize", str(EXAMPLES / "images"), "--out", str(out),
+       "--num_patches", "64"], cwd=REPO, capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  stems = sorted(p.stem for p in (EXAMPLES / "images").iterdir())
+  assert sorted(p.stem for p in (out / "maps").glob("*.npy")) == stems
+  for stem in stems:
+    heat = np.load(out / "maps" / f"{stem}.npy")
+    assert heat.dtype == np.float32 and np.isfinite(heat).all()
+    assert 0 <= heat.min() and heat.max() <= 1
+  report = (out / "report.html").read_text()
+  assert report.count("data:image/png;base64,") >= 2 * len(stems)
