@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.resources
-import pathlib
-
 from absl import flags
 
 from eval import localizer as localizer_lib
 from exif_jax import checkpointing
-
-BUNDLED_MODEL = pathlib.Path(str(importlib.resources.files("exif_jax") / "bundled_model"))
 
 CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "A training workdir, its checkpoints/ folder or one step folder "
@@ -25,7 +20,7 @@ MAX_PIXELS = flags.DEFINE_integer("max_pixels", 120_000_000, "Larger images are 
 
 
 def make_localizer() -> localizer_lib.Localizer:
-  model = checkpointing.restore(CHECKPOINT.value or BUNDLED_MODEL)
+  model = checkpointing.restore(CHECKPOINT.value or checkpointing.BUNDLED_MODEL)
   return localizer_lib.Localizer(model, localizer_lib.Options(
       num_patches=NUM_PATCHES.value, stride=STRIDE.value, ncuts=NCUTS.value,
       attribute_maps=ATTR_MAPS.value))

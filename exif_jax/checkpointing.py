@@ -6,7 +6,9 @@ ready model to anyone (eval, notebooks) from a workdir, its checkpoints folder o
 
 from __future__ import annotations
 
+import importlib.resources
 import json
+import pathlib
 from typing import Any, Sequence
 
 import grain
@@ -19,6 +21,8 @@ from flax import nnx
 from exif_jax import models
 
 CHECKPOINTS = "checkpoints"
+# The model shipped in the package; `localize` and `eval` use it when given no checkpoint.
+BUNDLED_MODEL = pathlib.Path(str(importlib.resources.files("exif_jax") / "bundled_model"))
 
 
 def absolute(path: epath.PathLike) -> epath.Path:

@@ -8,17 +8,16 @@ import numpy as np
 
 from configs import cpu
 from conftest import REPO
-from eval import cli_common
 from exif_jax import checkpointing
 
 EXAMPLES = REPO / "examples"
 
 
 def test_bundled_model_is_the_cpu_config_after_stage_two():
-  config = checkpointing.restore_config(cli_common.BUNDLED_MODEL)
+  config = checkpointing.restore_config(checkpointing.BUNDLED_MODEL)
   assert config.stage == "classifier"
   assert config.model.to_dict() == json.loads(json.dumps(cpu.get_config().model.to_dict()))
-  size = sum(p.stat().st_size for p in cli_common.BUNDLED_MODEL.rglob("*") if p.is_file())
+  size = sum(p.stat().st_size for p in checkpointing.BUNDLED_MODEL.rglob("*") if p.is_file())
   assert size <= 25 * 2**20
 
 
