@@ -1,0 +1,47 @@
+"""A training process killed with SIGKILL mid-run resumes to the uninterrupted parameters."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from conftest import REPO
+from exif_jax import checkpointing
+
+
+def params(model) -> list[np.ndarray]:
+  return [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
+
+
+def train_command(workdir, shards):
+  return [sys.executable, "-m", "exif_jax.main", "--config", "configs/tiny.py",
+          "--workdir", str(workdir), f"--config.data.data_dir={shards}"]
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_bit_exact(shards_dir, tiny_run, tmp_path):
+  _, reference = tiny_run
+  workdir = tmp_path / "run"
+  process = subprocess.Popen(train_command(workdir, shards_dir), cwd=REPO,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  first = workdir / "checkpoints" / "2"
+  deadline = time.monotonic() + 600
+  while not first.is_dir() and process.poll() is None and time.monotonic() < deadline:
+    time.sleep(0.02)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  assert first.is_dir(), "the run stopped before its first checkpoint"
+  assert not (workdir / "checkpoints" / "6").exists(), "the run finished before the kill"
+
+  rerun = subprocess.run(train_command(workdir, shards_dir), cwd=REPO, capture_output=True,
+                         text=True, check=False)
+  assert rerun.returncode == 0, rerun.stderr[-3000:]
+  assert "resumed from step" in rerun.stderr
+  resumed = checkpointing.restore(workdir)
+  for a, b in zip(params(resumed), params(reference), strict=True):
+    np.testing.assert_array_equal(a, b)
