@@ -83,16 +83,6 @@ def random_batch(batch_size: int, patch_size: int = 128, seed: int = 0
           "same_image": rng.integers(0, 2, (batch_size,), np.int8)}
 
 
-def _balanced_counts(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
-  """Per-column counts for balanced accuracy: (TPR + TNR) / 2 has chance 50% at any mix."""
-  predicted = logits > 0
-  positive, negative = labels == 1, labels == 0
-  return {"true_pos": jnp.sum(predicted & positive, axis=0),
-          "pos": jnp.sum(positive, axis=0),
-          "true_neg": jnp.sum(~predicted & negative, axis=0),
-          "neg": jnp.sum(negative, axis=0)}
-
-
 def _column_labels(batch: dict[str, jax.Array], stage: str) -> jax.Array:
   """int32 [B, columns]: the 83 attribute labels (stage 1) or same_image (stage 2)."""
   if stage == "exif":
@@ -100,15 +90,9 @@ def _column_labels(batch: dict[str, jax.Array], stage: str) -> jax.Array:
   return batch["same_image"].astype(jnp.int32)[:, None]
 
 
-def loss_and_counts(model: models.ExifConsistencyModel, batch: dict[str, jax.Array],
-                    stage: str) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Masked sigmoid cross-entropy (label -1 = unknown: no loss) and accuracy counts."""
-  loss, counts, _ = loss_counts_and_logits(model, batch, stage)
-  return loss, counts
-
-
-def loss_counts_and_logits(model: models.ExifConsistencyModel, batch: dict[str, jax.Array],
-                           stage: str) -> tuple[jax.Array, dict[str, jax.Array], jax.Array]:
+def loss_and_outputs(model: models.ExifConsistencyModel, batch: dict[str, jax.Array],
+                     stage: str) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+  """Masked sigmoid cross-entropy (label -1 = unknown: no loss), and (logits, labels)."""
   exif_logits = model(batch["patch_a"], batch["patch_b"])
   if stage == "exif":
     logits = exif_logits
@@ -118,7 +102,7 @@ def loss_counts_and_logits(model: models.ExifConsistencyModel, batch: dict[str, 
   known = labels >= 0
   losses = optax.sigmoid_binary_cross_entropy(logits, jnp.maximum(labels, 0).astype(jnp.float32))
   loss = jnp.sum(jnp.where(known, losses, 0.0)) / jnp.maximum(jnp.sum(known), 1)
-  return loss, _balanced_counts(logits, labels), logits
+  return loss, (logits, labels)
 
 
 def _all_finite(tree: Any) -> jax.Array:
@@ -133,7 +117,7 @@ def make_train_step(graphdef: nnx.GraphDef, config: ml_collections.ConfigDict,
   def train_step(state, batch):
     model, optimizer = nnx.merge(graphdef, state)
     grad_fn = nnx.value_and_grad(
-        loss_and_counts, argnums=nnx.DiffState(0, wrt), has_aux=True)
+        loss_and_outputs, argnums=nnx.DiffState(0, wrt), has_aux=True)
     (loss, _), grads = grad_fn(model, batch, config.stage)
     optimizer.update(model, grads)
     # An update can break the parameters while the loss it came from is still finite.
@@ -149,8 +133,7 @@ def make_eval_step(graphdef: nnx.GraphDef, config: ml_collections.ConfigDict,
                    mesh: jax.sharding.Mesh) -> Callable:
   def eval_step(state, batch):
     model, _ = nnx.merge(graphdef, state)
-    loss, counts, logits = loss_counts_and_logits(model, batch, config.stage)
-    return loss, counts, logits, _column_labels(batch, config.stage)
+    return loss_and_outputs(model, batch, config.stage)
 
   replicated = sharding.replicated(mesh)
   return jax.jit(eval_step, in_shardings=(replicated, sharding.batch_sharding(mesh)),
@@ -167,29 +150,29 @@ def evaluate(eval_step: Callable, state: Any, config: ml_collections.ConfigDict,
   dataset = input_pipeline.create_dataset(
       config, "val", seed=config.eval.seed, global_batch_size=config.eval.batch_size,
       process_index=jax.process_index(), process_count=jax.process_count())
-  totals, losses, all_logits, all_labels = None, [], [], []
+  losses, all_logits, all_labels = [], [], []
   for _, local_batch in zip(range(config.eval.num_batches), dataset):
-    loss, counts, logits, labels = eval_step(state, sharding.global_batch(local_batch, mesh))
+    loss, (logits, labels) = eval_step(state, sharding.global_batch(local_batch, mesh))
     losses.append(float(loss))
-    counts = jax.tree.map(np.asarray, counts)
-    totals = counts if totals is None else jax.tree.map(np.add, totals, counts)
     all_logits.append(np.asarray(logits))  # Replicated: the whole global batch on every host.
     all_labels.append(np.asarray(labels))
   logits, labels = np.concatenate(all_logits), np.concatenate(all_labels)
   results = {"val/loss": float(np.mean(losses))}
   accuracies, aucs = [], []
   for i, name in enumerate(column_names(config.stage)):
-    if totals["pos"][i] and totals["neg"][i]:
-      accuracy = 0.5 * (totals["true_pos"][i] / totals["pos"][i]
-                        + totals["true_neg"][i] / totals["neg"][i])
-      known = labels[:, i] >= 0
-      # Threshold-free: a model whose logits carry the training prior ranks pairs correctly
-      # while its accuracy at logit 0 stays near chance.
-      auc = metrics.roc_auc_score(labels[known, i], logits[known, i])
-      results[f"val/accuracy/{name}"] = float(accuracy)
-      results[f"val/auc/{name}"] = float(auc)
-      accuracies.append(accuracy)
-      aucs.append(auc)
+    known = labels[:, i] >= 0
+    same, predicted = labels[known, i] == 1, logits[known, i] > 0
+    if same.all() or not same.any():
+      continue  # Balanced accuracy and AUC need both classes.
+    # (TPR + TNR) / 2 has chance 50% at any mix of same and different pairs.
+    accuracy = 0.5 * (predicted[same].mean() + (~predicted[~same]).mean())
+    # Threshold-free: a model whose logits carry the training prior ranks pairs correctly
+    # while its accuracy at logit 0 stays near chance.
+    auc = metrics.roc_auc_score(same, logits[known, i])
+    results[f"val/accuracy/{name}"] = float(accuracy)
+    results[f"val/auc/{name}"] = float(auc)
+    accuracies.append(accuracy)
+    aucs.append(auc)
   results["val/mean_accuracy"] = float(np.mean(accuracies)) if accuracies else float("nan")
   results["val/mean_auc"] = float(np.mean(aucs)) if aucs else float("nan")
   return results

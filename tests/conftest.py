@@ -13,7 +13,10 @@ import pathlib
 import subprocess
 import sys
 
+import jax
+import numpy as np
 import pytest
+from flax import nnx
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -83,3 +86,20 @@ def tiny_run(shards_dir, tmp_path_factory):
   from exif_jax import train  # pylint: disable=g-import-not-at-top
   workdir = tmp_path_factory.mktemp("tiny_run")
   return workdir, train.train_and_evaluate(tiny_config(shards_dir), str(workdir))
+
+
+@pytest.fixture(scope="session")
+def bundled_examples_out(tmp_path_factory) -> pathlib.Path:
+  """OUT of `exif-jax localize examples/images` with the bundled model (no --checkpoint)."""
+  out = tmp_path_factory.mktemp("bundled_examples") / "out"
+  result = subprocess.run(
+      [sys.executable, "-m", "exif_jax", "localize", str(REPO / "examples" / "images"),
+       "--out", str(out), "--num_patches", "64"], cwd=REPO, capture_output=True, text=True,
+      check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  return out
+
+
+def params(model) -> list[np.ndarray]:
+  """A model's nnx.Param arrays as numpy, in tree order."""
+  return [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]

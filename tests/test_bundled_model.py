@@ -1,9 +1,6 @@
 """The model shipped in the package: it restores alone and localizes the bundled examples."""
 
 import json
-import subprocess
-import sys
-
 import numpy as np
 
 from configs import cpu
@@ -21,12 +18,8 @@ def test_bundled_model_is_the_cpu_config_after_stage_two():
   assert size <= 25 * 2**20
 
 
-def test_localize_without_checkpoint_uses_the_bundled_model(tmp_path):
-  out = tmp_path / "out"
-  result = subprocess.run(
-      [sys.executable, "-m", "exif_jax", "localize", str(EXAMPLES / "images"), "--out", str(out),
-       "--num_patches", "64"], cwd=REPO, capture_output=True, text=True, check=False)
-  assert result.returncode == 0, result.stderr[-2000:]
+def test_localize_without_checkpoint_uses_the_bundled_model(bundled_examples_out):
+  out = bundled_examples_out
   stems = sorted(p.stem for p in (EXAMPLES / "images").iterdir())
   assert sorted(p.stem for p in (out / "maps").glob("*.npy")) == stems
   for stem in stems:

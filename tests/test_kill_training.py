@@ -5,17 +5,12 @@ import subprocess
 import sys
 import time
 
-import jax
 import numpy as np
 import pytest
-from flax import nnx
 
 from conftest import REPO
+from conftest import params
 from exif_jax import checkpointing
-
-
-def params(model) -> list[np.ndarray]:
-  return [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
 
 
 def train_command(workdir, shards):

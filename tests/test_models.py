@@ -106,7 +106,9 @@ def test_all_pairs_broadcast(model18, patches):
   a, b = model18.project(features(model18, patches))
   all_pairs = model18.pair_logits(a[:, None], b[None, :])
   assert all_pairs.shape == (6, 6, NUM_ATTRIBUTES)
-  np.testing.assert_allclose(all_pairs[1, 4], model18.pair_logits(a[1], b[4]), atol=1e-6)
+  # Batched and single matmuls may sum in different orders: float32 rounding, not a bug.
+  np.testing.assert_allclose(all_pairs[1, 4], model18.pair_logits(a[1], b[4]),
+                             rtol=1e-5, atol=1e-5)
   assert model18.consistency_logit(all_pairs).shape == (6, 6)
 
 

@@ -2,13 +2,10 @@
 
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
-
-from conftest import REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Counts the report's images that the browser decoded; the title shows it in the DOM dump.
@@ -18,13 +15,9 @@ _COUNT_DECODED = ("<script>window.onload = () => { const images = [...document.i
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
-def test_report_renders_in_headless_chromium(tmp_path):
-  out = tmp_path / "out"
-  subprocess.run([sys.executable, "-m", "exif_jax", "localize", str(REPO / "examples" / "images"),
-                  "--out", str(out), "--num_patches", "64"], cwd=REPO, check=True,
-                 capture_output=True)
+def test_report_renders_in_headless_chromium(bundled_examples_out, tmp_path):
   page = tmp_path / "page.html"
-  page.write_text((out / "report.html").read_text().replace("</body>", _COUNT_DECODED + "</body>"))
+  page.write_text((bundled_examples_out / "report.html").read_text().replace("</body>", _COUNT_DECODED + "</body>"))
   browser = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access"]
   dom = subprocess.run([*browser, "--dump-dom", page.as_uri()], capture_output=True, text=True,
                        check=True, timeout=120).stdout

@@ -3,18 +3,14 @@
 import json
 import shutil
 
-import jax
 import numpy as np
 import pytest
 from flax import nnx
 
+from conftest import params
 from conftest import tiny_config
 from exif_jax import checkpointing
 from exif_jax import train
-
-
-def params(model) -> list[np.ndarray]:
-  return [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
 
 
 @pytest.fixture
