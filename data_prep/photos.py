@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import io
 import os
+import stat
 from typing import Any, Iterator
 
 import numpy as np
@@ -92,6 +93,8 @@ def load_photo(path: str, options: PrepOptions) -> Photo | Skipped:
   """Reads, checks and crops one photo. Never raises for a bad file: it returns Skipped."""
   source = display_name(path)
   try:
+    if "://" not in path and not stat.S_ISREG(os.stat(path).st_mode):
+      return Skipped(source, "not a regular file")  # Reading a pipe would block forever.
     data = epath.Path(path).read_bytes()
   except OSError as e:
     return Skipped(source, f"unreadable file: {e.strerror or e}")

@@ -21,46 +21,46 @@ from absl import logging
 from PIL import Image
 from tqdm import tqdm
 
+from data_prep import photos as photo_inputs
 from eval import datasets
+from eval import image_io
 from eval import localizer as localizer_lib
 from eval import metrics as metrics_lib
 from eval import report
 
-DEFAULT_MAX_PIXELS = 120_000_000
 THRESHOLD = 0.5  # Score above which an image is called spliced.
 
 
+def _folder_entries(folder: pathlib.Path) -> list[pathlib.Path]:
+  """Every non-hidden entry that is not a folder, so that broken links and pipes get reported.
+
+  Symlinked folders are not followed (no loops).
+  """
+  entries = [pathlib.Path(parent, name)
+             for parent, _, names in os.walk(folder, followlinks=False) for name in names
+             if not name.startswith(".")]
+  return sorted(entries, key=os.fsencode)
+
+
 def examples_from_paths(paths: Iterable[str | os.PathLike]) -> list[datasets.Example]:
-  """Examples (no masks) for image files and folders of images, stems made unique."""
+  """Examples (no masks) for image files and folders of images, stems made unique.
+
+  Stems name the output files and rows: printable UTF-8 even when a file name is not.
+  """
   files = []
   for path in map(pathlib.Path, paths):
-    if path.is_dir():
-      files += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-    else:
-      files.append(path)
+    files += _folder_entries(path) if path.is_dir() else [path]
   examples, seen = [], {}
   for file in files:
-    stem = file.stem
+    base = photo_inputs.display_name(file.stem)
+    stem = base
     if stem in seen:
       seen[stem] += 1
-      stem = f"{stem}-{seen[file.stem]}"
+      stem = f"{stem}-{seen[base]}"
     seen.setdefault(stem, 0)
     # spliced=None: unknown, so these images count for no detection metric.
     examples.append(datasets.Example(stem=stem, image_path=file, spliced=None))
   return examples
-
-
-def load_image(path: pathlib.Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-  """uint8 HxWx3, or ValueError with a one-line reason."""
-  if not path.exists():
-    raise ValueError("no such file")
-  try:
-    with Image.open(path) as image:
-      if image.width * image.height > max_pixels:
-        raise ValueError(f"image too large: {image.width}x{image.height} > {max_pixels} pixels")
-      return np.asarray(image.convert("RGB"))
-  except (OSError, SyntaxError, Image.DecompressionBombError) as e:
-    raise ValueError(f"not an image Pillow can read: {type(e).__name__}: {e}") from e
 
 
 def _save_map(out: pathlib.Path, stem: str, heat: np.ndarray) -> None:
@@ -79,13 +79,13 @@ def _write_json(path: pathlib.Path, obj: Any) -> None:
 def localize_one(example: datasets.Example, localizer: localizer_lib.Localizer,
                  out: pathlib.Path, max_pixels: int) -> dict[str, Any]:
   """Runs one image and writes its files; returns its result record."""
-  record: dict[str, Any] = {"stem": example.stem, "image": str(example.image_path)}
+  record: dict[str, Any] = {"stem": example.stem, "image": os.fspath(example.image_path)}
   try:
-    image = load_image(example.image_path, max_pixels)
+    image = image_io.load_image(example.image_path, max_pixels)
     mask = example.mask
     result = localizer(image)
   except ValueError as e:
-    logging.warning("skipped %s: %s", example.image_path, e)
+    logging.warning("skipped %s: %s", photo_inputs.display_name(example.image_path), e)
     return {**record, "error": str(e)}
   _save_map(out, example.stem, result.map)
   if result.ncuts is not None:
@@ -104,10 +104,12 @@ def localize_one(example: datasets.Example, localizer: localizer_lib.Localizer,
 
 
 def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
-        out: pathlib.Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+        out: pathlib.Path, *, max_pixels: int = image_io.DEFAULT_MAX_PIXELS,
         title: str = "exif-jax") -> list[dict[str, Any]]:
   """Localizes every example not already done in `out`, then writes the summaries."""
   out.mkdir(parents=True, exist_ok=True)
+  # Pillow refuses images over twice its limit before our check sees them: let ours decide.
+  Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
   todo = [e for e in examples if not (out / "results" / f"{e.stem}.json").exists()]
   logging.info("%d of %d images to do (%d already done)", len(todo), len(examples),
                len(examples) - len(todo))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from absl import flags
 
+from eval import image_io
 from eval import localizer as localizer_lib
 from exif_jax import checkpointing
 
@@ -16,7 +17,9 @@ NUM_PATCHES = flags.DEFINE_integer("num_patches", 500, "About this many patches 
 STRIDE = flags.DEFINE_integer("stride", None, "Patch grid stride (default: from num_patches).")
 NCUTS = flags.DEFINE_bool("ncuts", False, "Also segment with Normalized Cuts.")
 ATTR_MAPS = flags.DEFINE_bool("attr_maps", True, "Write the 83 per-attribute maps.")
-MAX_PIXELS = flags.DEFINE_integer("max_pixels", 120_000_000, "Larger images are skipped.")
+MAX_PIXELS = flags.DEFINE_integer(
+    "max_pixels", image_io.DEFAULT_MAX_PIXELS,
+    "Images with more pixels are skipped before decoding (guards against decompression bombs).")
 
 
 def make_localizer() -> localizer_lib.Localizer:

@@ -21,6 +21,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from eval import image_io
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
 
 MaskRule = Callable[[Image.Image], np.ndarray]
@@ -75,8 +77,7 @@ class Example:
 
   def load_image(self) -> np.ndarray:
     """uint8 HxWx3 pixels as stored (no EXIF rotation: camera traces live in that order)."""
-    with Image.open(self.image_path) as image:
-      return np.asarray(image.convert("RGB"))
+    return image_io.load_image(self.image_path)
 
 
 def _title(loader: Loader) -> str:

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from eval import image_io
 from exif_jax import exif_attrs
 
 THUMBNAIL = 384
@@ -42,8 +43,7 @@ def _figure(pixels: np.ndarray, caption: str) -> str:
 
 def _panels(out: pathlib.Path, record: dict[str, Any]) -> list[str]:
   stem = record["stem"]
-  with Image.open(record["image"]) as image:
-    original = np.asarray(image.convert("RGB"))
+  original = image_io.load_image(record["image"])
   heat = np.load(out / "maps" / f"{stem}.npy")
   overlay = (0.45 * original + 0.55 * heatmap_rgb(heat)).astype(np.uint8)
   panels = [_figure(original, "original"), _figure(overlay, "heatmap overlay"),

@@ -16,6 +16,7 @@ import pytest
 from array_record.python.array_record_module import ArrayRecordReader
 from PIL import Image
 
+import bad_inputs
 from conftest import FIXTURES, REPO, multi_photo_cameras, run_data_prep
 from exif_jax import exif_attrs
 from exif_jax import records
@@ -110,55 +111,9 @@ def test_two_workers_write_the_same_records_as_one(tmp_path):
   assert len(dataset_contents(single)) == 24
 
 
-def _jpeg_with_declared_size(source: pathlib.Path, width: int, height: int) -> bytes:
-  """A real JPEG whose SOF header claims another size: a decompression bomb by declaration."""
-  data = bytearray(source.read_bytes())
-  sof = next(i for i in range(len(data) - 1)
-             if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC1, 0xC2))
-  data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
-  return bytes(data)
-
-
-def make_bad_inputs(folder: pathlib.Path, good: pathlib.Path) -> dict[str, str]:
-  """Writes one file per kind of bad input; returns file name -> expected reason fragment."""
-  photo = Image.open(good)
-  small = photo.resize((320, 240))
-  expected = {}
-
-  def save(name, reason, writer):
-    writer(folder / name)
-    expected[name] = reason
-
-  save("truncated.jpg", "truncated",
-       lambda p: p.write_bytes(good.read_bytes()[:len(good.read_bytes()) // 2]))
-  save("empty.jpg", "empty file", lambda p: p.write_bytes(b""))
-  save("text.jpg", "not an image", lambda p: p.write_text("not a photo\n" * 100))
-  save("no_exif.png", "no EXIF", lambda p: small.save(p))
-  save("no_exif.tif", "no EXIF", lambda p: small.save(p))
-  save("no_exif.webp", "no EXIF", lambda p: small.save(p))
-  save("cmyk.jpg", "CMYK", lambda p: small.convert("CMYK").save(p, exif=photo.getexif()))
-  save("gray.jpg", "grayscale", lambda p: small.convert("L").save(p, exif=photo.getexif()))
-  save("sixteen_bit.png", "I;16",
-       lambda p: Image.fromarray(np.full((200, 200), 40000, np.uint16)).save(p))
-  save("tiny.jpg", "smaller than 128", lambda p: small.resize((100, 90)).save(
-      p, exif=photo.getexif()))
-  save("bomb.jpg", "bomb", lambda p: p.write_bytes(_jpeg_with_declared_size(good, 60000, 60000)))
-  save("duplicate.jpg", "duplicate of", lambda p: shutil.copy(good, p))
-  save("missing_target.jpg", "unreadable", lambda p: p.symlink_to(folder / "nowhere.jpg"))
-  save("loop_a.jpg", "unreadable", lambda p: p.symlink_to(folder / "loop_b.jpg"))
-  save("loop_b.jpg", "unreadable", lambda p: p.symlink_to(folder / "loop_a.jpg"))
-  save(os.fsdecode(b"bad_name_\xff.jpg"), "no EXIF", lambda p: small.save(p, format="JPEG"))
-  (folder / "loop_dir").symlink_to(folder, target_is_directory=True)  # Not followed.
-  return expected
-
-
 def test_bad_inputs_are_skipped_with_reasons(tmp_path):
   folder = tmp_path / "inputs"
-  folder.mkdir()
-  goods = sorted((FIXTURES / "camera").glob("*"))[:3]
-  for good in goods:
-    shutil.copy(good, folder / good.name)
-  expected = make_bad_inputs(folder, goods[0])
+  expected = bad_inputs.make_corpus(folder, sorted((FIXTURES / "camera").glob("*"))[:3])
   edges = list((FIXTURES / "edge").iterdir())
   for edge in edges:
     shutil.copy(edge, folder / edge.name)
@@ -167,18 +122,28 @@ def test_bad_inputs_are_skipped_with_reasons(tmp_path):
   result = run_data_prep(folder, out, "--patches_per_photo=2", "--processes=2")
   assert result.returncode == 0, result.stderr[-3000:]
   info = records.load_dataset_info(out)
-  assert info["num_records"] == len(goods) + 1
   reasons = {pathlib.Path(s["source"]).name: s["reason"] for s in info["skipped"]}
   assert len(reasons) == len(info["skipped"])  # Each bad input reported once.
-  for name, fragment in expected.items():
-    shown = os.fsencode(name).decode("utf-8", "backslashreplace")
-    assert fragment in reasons[shown], (name, reasons.get(shown))
+  for name, want in expected.items():
+    shown = bad_inputs.printable(name)
+    if want.prep is None:
+      assert shown not in reasons, (name, reasons[shown])
+    else:
+      assert want.prep in reasons[shown], (name, reasons.get(shown))
+  accepted = [name for name, want in expected.items() if want.prep is None]
+  assert info["num_records"] == len(accepted) + 1
   bad_edges = {p.name for p in edges} - {progressive_camera_photo}
   assert bad_edges <= set(reasons), "the other edge fixtures are too small or lack EXIF"
   assert progressive_camera_photo not in reasons
   assert result.stderr.count("skipped ") == len(reasons)
   assert not list(out.glob(".*tmp*"))
   assert json.loads((out / records.DATASET_INFO).read_text()) == info
+  photos, _ = records.photo_index(out)
+  exif = {pathlib.Path(p.source).name: p.exif for p in photos}
+  assert exif["overlong_exif.jpg"]["Image ImageDescription"].startswith("sha1:")
+  assert exif["garbage_exif.jpg"]["Image Software"] == "[31mred"  # ASCII ends at NUL.
+  assert "Caf" in exif["non_utf8_exif.jpg"]["Image Artist"]
+  assert exif["rotated.jpg"]["Image Orientation"] == "Rotated 90 CW"
 
 
 @pytest.mark.slow

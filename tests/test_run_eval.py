@@ -1,15 +1,21 @@
 """Evaluation on real images with a trained tiny checkpoint: the output contract end to end."""
 
 import csv
+import html
 import json
+import pathlib
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import bad_inputs
 from conftest import FIXTURES, PHOTOS, REPO
 from eval import consistency
 from eval import datasets
@@ -87,6 +93,77 @@ def test_localize_reports_each_bad_input_and_goes_on(tiny_run, tmp_path):
   np.testing.assert_array_equal(np.load(out / "maps" / "flat.npy"), 0)
   page = (out / "report.html").read_text()
   assert "no signal" in page and "No map: " in page
+
+
+def test_killed_run_eval_computes_only_the_missing_images(tiny_run, splices, tmp_path):
+  workdir, _ = tiny_run
+  args = ["--checkpoint", str(workdir), "--images", str(splices / "images"),
+          "--masks", str(splices / "masks"), "--num_patches", "64"]
+  reference = tmp_path / "reference"
+  run_module("eval.run_eval", *args, "--out", str(reference))
+  killed = tmp_path / "killed"
+  process = subprocess.Popen([sys.executable, "-m", "eval.run_eval", *args, "--out", str(killed)],
+                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.monotonic() + 300
+  while not list(killed.glob("results/*.json")) and time.monotonic() < deadline:
+    time.sleep(0.01)
+  os.kill(process.pid, signal.SIGKILL)
+  process.wait()
+  done = {p.name: p.stat().st_mtime_ns for p in killed.glob("results/*.json")}
+  total = len(list((splices / "images").iterdir()))
+  assert 1 <= len(done) < total, "killed after the first image and before the last"
+  rerun = run_module("eval.run_eval", *args, "--out", str(killed))
+  assert f"{total - len(done)} of {total} images to do ({len(done)} already done)" in rerun.stderr
+  assert {p.name: p.stat().st_mtime_ns for p in killed.glob("results/*.json")
+          if p.name in done} == done
+  for example in datasets.folder(splices):
+    np.testing.assert_array_equal(np.load(killed / "maps" / f"{example.stem}.npy"),
+                                  np.load(reference / "maps" / f"{example.stem}.npy"))
+  assert (killed / "scores.csv").read_text() == (reference / "scores.csv").read_text()
+  assert (json.loads((killed / "metrics.json").read_text())
+          == json.loads((reference / "metrics.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+  """(folder, file name -> bad_inputs.Expected): every bad kind beside two camera photos."""
+  folder = tmp_path_factory.mktemp("corpus") / "in"
+  goods = [FIXTURES / "camera" / "casio_ex-s1.jpg", FIXTURES / "camera" / "pentax_ist_dl.jpg"]
+  return folder, bad_inputs.make_corpus(folder, goods)
+
+
+@pytest.mark.parametrize("module", ["eval.run_eval", "eval.localize"])
+def test_every_bad_input_is_reported_once_and_every_good_one_mapped(module, corpus, tiny_run,
+                                                                     tmp_path):
+  folder, expected = corpus
+  workdir, _ = tiny_run
+  out = tmp_path / "out"
+  inputs = ["--images", str(folder)] if module == "eval.run_eval" else [str(folder)]
+  result = run_module(module, *inputs, "--checkpoint", str(workdir), "--out", str(out),
+                      "--num_patches", "16")
+  reasons = {bad_inputs.printable(pathlib.Path(name).stem): want.evaluate
+             for name, want in expected.items()}
+  records = [json.loads(p.read_text()) for p in (out / "results").glob("*.json")]
+  by_stem = {r["stem"]: r for r in records}
+  assert len(by_stem) == len(records) and set(by_stem) == set(reasons)  # loop_dir not walked.
+  for stem, reason in reasons.items():
+    record = by_stem[stem]
+    if reason is None:
+      assert "error" not in record, record
+      heat = np.load(out / "maps" / f"{stem}.npy")
+      assert np.isfinite(heat).all() and 0 <= record["score"] <= 1, stem
+    else:
+      assert reason in record["error"], record
+      assert result.stderr.count(f"skipped {folder / stem}") == 1, stem
+  assert result.stderr.count("skipped ") == sum(r is not None for r in reasons.values())
+  assert np.load(out / "maps" / "rotated.npy").shape == (240, 320)  # Stored orientation.
+  assert not by_stem["sixteen_bit"]["no_signal"]  # Its top 8 bits, not a clipped white.
+  page = (out / "report.html").read_text(encoding="utf-8")
+  assert all(f'id="{html.escape(stem)}"' in page for stem in reasons)
+  scores = {row["stem"] for row in csv.DictReader((out / "scores.csv").open())}
+  assert scores == {stem for stem, reason in reasons.items() if reason is None}
+  if module == "eval.localize":
+    assert all(stem in result.stdout for stem in reasons)
 
 
 def test_pair_chunks_do_not_change_the_matrix(tiny_run):

@@ -1,0 +1,57 @@
+"""Image files -> uint8 RGB pixels as stored, or a one-line reason the file cannot be used.
+
+Pixels keep the stored orientation (EXIF Orientation is not applied): JPEG blocks and sensor
+traces live on the stored grid, and benchmark masks are drawn on it.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import stat
+
+import numpy as np
+from PIL import Image
+
+DEFAULT_MAX_PIXELS = 120_000_000  # 12000x10000: larger than any camera, smaller than a bomb.
+
+
+def rgb_pixels(image: Image.Image) -> np.ndarray:
+  """Any Pillow mode -> uint8 HxWx3; 16-bit keeps its top 8 bits (convert() would clip)."""
+  if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+    gray = np.clip(np.asarray(image).astype(np.int64) >> 8, 0, 255).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=-1)
+  return np.asarray(image.convert("RGB"))
+
+
+def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+  """uint8 HxWx3, or ValueError with a one-line reason (never blocks on a pipe or device)."""
+  path = pathlib.Path(path)
+  try:
+    info = path.stat()
+  except FileNotFoundError:
+    raise ValueError("dangling symlink" if path.is_symlink() else "no such file") from None
+  except OSError as e:
+    raise ValueError(f"unreadable file: {e.strerror or e}") from None
+  if not stat.S_ISREG(info.st_mode):
+    raise ValueError("not a regular file")
+  if not info.st_size:
+    raise ValueError("empty file")
+  try:
+    image = Image.open(path)
+  except Image.DecompressionBombError as e:
+    raise ValueError(f"decompression bomb: {e}") from None
+  except Image.UnidentifiedImageError:
+    raise ValueError("not an image Pillow can read") from None
+  except OSError as e:
+    raise ValueError(f"unreadable file: {e.strerror or e}") from None
+  except Exception as e:  # Pillow raises SyntaxError, ValueError... on malformed headers.
+    raise ValueError(f"not an image Pillow can read: {type(e).__name__}: {e}") from None
+  with image:
+    if image.width * image.height > max_pixels:
+      raise ValueError(
+          f"image too large: {image.width}x{image.height} pixels > max_pixels {max_pixels}")
+    try:
+      return rgb_pixels(image)
+    except Exception as e:  # Truncated or corrupt entropy-coded data.
+      raise ValueError(f"corrupt or truncated image data: {type(e).__name__}: {e}") from None
