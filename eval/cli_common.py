@@ -17,6 +17,9 @@ NUM_PATCHES = flags.DEFINE_integer("num_patches", 500, "About this many patches 
 STRIDE = flags.DEFINE_integer("stride", None, "Patch grid stride (default: from num_patches).")
 NCUTS = flags.DEFINE_bool("ncuts", False, "Also segment with Normalized Cuts.")
 ATTR_MAPS = flags.DEFINE_bool("attr_maps", True, "Write the 83 per-attribute maps.")
+PAIR_MEMORY_MB = flags.DEFINE_integer(
+    "pair_memory_mb", 256, "Patch pairs are evaluated in blocks of at most this many MiB of "
+    "activations: the knob for peak memory on large images.")
 MAX_PIXELS = flags.DEFINE_integer(
     "max_pixels", image_io.DEFAULT_MAX_PIXELS,
     "Images with more pixels are skipped before decoding (guards against decompression bombs).")
@@ -26,4 +29,4 @@ def make_localizer() -> localizer_lib.Localizer:
   model = checkpointing.restore(CHECKPOINT.value or checkpointing.BUNDLED_MODEL)
   return localizer_lib.Localizer(model, localizer_lib.Options(
       num_patches=NUM_PATCHES.value, stride=STRIDE.value, ncuts=NCUTS.value,
-      attribute_maps=ATTR_MAPS.value))
+      attribute_maps=ATTR_MAPS.value, pair_memory_bytes=PAIR_MEMORY_MB.value * 2**20))

@@ -36,13 +36,15 @@ class Options:
   attribute_maps: bool = False
   attribute_map_side: int = 128  # Per-attribute maps are for looking at, not scoring.
   num_separating: int = 3
+  pair_memory_bytes: int = 256 * 2**20  # Pair activations live at most this much at a time.
 
 
 class Localizer:
   """Runs the jitted consistency model and turns its matrix into maps."""
 
   def __init__(self, model, options: Options = Options()):
-    self.consistency = consistency_lib.ConsistencyModel(model)
+    self.consistency = consistency_lib.ConsistencyModel(
+        model, pair_memory_bytes=options.pair_memory_bytes)
     self.options = options
 
   def __call__(self, image: np.ndarray) -> Localization:

@@ -18,21 +18,26 @@ THUMBNAIL = 384
 # A perceptual dark-to-bright ramp (black, purple, orange, yellow): high = inconsistent.
 _RAMP = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]],
                  np.float32)
+# The ramp sampled at 256 levels: colouring is one uint8 lookup, no float HxWx3 temporaries.
+_LEVELS = np.linspace(0, len(_RAMP) - 1, 256)
+_LUT = np.stack([np.interp(_LEVELS, np.arange(len(_RAMP)), _RAMP[:, c]) for c in range(3)],
+                axis=-1).astype(np.uint8)
 
 
 def heatmap_rgb(heat: np.ndarray) -> np.ndarray:
   """float HxW in [0, 1] -> uint8 HxWx3 through the colour ramp."""
-  position = np.clip(heat, 0, 1) * (len(_RAMP) - 1)
-  low = np.minimum(position.astype(int), len(_RAMP) - 2)
-  frac = (position - low)[..., None]
-  return ((1 - frac) * _RAMP[low] + frac * _RAMP[low + 1]).astype(np.uint8)
+  return _LUT[np.rint(np.clip(heat, 0, 1) * 255).astype(np.uint8)]
+
+
+def _thumbnail(pixels: np.ndarray) -> np.ndarray:
+  image = Image.fromarray(pixels)
+  image.thumbnail((THUMBNAIL, THUMBNAIL))
+  return np.asarray(image)
 
 
 def _png_data_uri(pixels: np.ndarray) -> str:
-  image = Image.fromarray(pixels)
-  image.thumbnail((THUMBNAIL, THUMBNAIL))
   buffer = io.BytesIO()
-  image.save(buffer, format="PNG")
+  Image.fromarray(_thumbnail(pixels)).save(buffer, format="PNG")
   return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -43,9 +48,10 @@ def _figure(pixels: np.ndarray, caption: str) -> str:
 
 def _panels(out: pathlib.Path, record: dict[str, Any]) -> list[str]:
   stem = record["stem"]
-  original = image_io.load_image(record["image"])
+  original = _thumbnail(image_io.load_image(record["image"]))  # Panels are thumbnails.
   heat = np.load(out / "maps" / f"{stem}.npy")
-  overlay = (0.45 * original + 0.55 * heatmap_rgb(heat)).astype(np.uint8)
+  heat_rgb = np.asarray(Image.fromarray(heatmap_rgb(heat)).resize(original.shape[1::-1]))
+  overlay = (0.45 * original + 0.55 * heat_rgb).astype(np.uint8)
   panels = [_figure(original, "original"), _figure(overlay, "heatmap overlay"),
             _figure(((heat > 0.5) * 255).astype(np.uint8), "mask at 0.5")]
   ncuts = out / "maps" / f"{stem}.ncuts.npy"

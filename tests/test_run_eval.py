@@ -166,6 +166,25 @@ def test_every_bad_input_is_reported_once_and_every_good_one_mapped(module, corp
     assert all(stem in result.stdout for stem in reasons)
 
 
+PEAK_RSS_4000X3000 = 1.5 * 2**30  # The bound the README states.
+
+
+def test_a_4000x3000_photo_stays_under_the_stated_peak_memory(tmp_path):
+  photo = Image.open(PHOTOS / "digicam_corpus" / "Sony_SLT-A55_DSC3757.JPG")
+  photo.crop((0, 0, 4000, 3000)).save(tmp_path / "large.jpg", quality=95)
+  out = tmp_path / "out"
+  process = subprocess.Popen(
+      [sys.executable, "-m", "eval.localize", str(tmp_path / "large.jpg"), "--out", str(out)],
+      cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  stderr = process.stderr.read().decode()
+  _, status, usage = os.wait4(process.pid, 0)  # This child's own peak, not the session's.
+  process.returncode = os.waitstatus_to_exitcode(status)
+  assert process.returncode == 0, stderr[-3000:]
+  assert np.load(out / "maps" / "large.npy").shape == (3000, 4000)
+  assert 400 <= json.loads((out / "results" / "large.json").read_text())["num_patches"] <= 600
+  assert usage.ru_maxrss * 1024 < PEAK_RSS_4000X3000, f"{usage.ru_maxrss / 2**20:.2f} GiB"
+
+
 def test_pair_chunks_do_not_change_the_matrix(tiny_run):
   _, model = tiny_run
   image = np.asarray(Image.open(PHOTOS / "exif_samples" / sorted(
