@@ -31,7 +31,7 @@ def measure(config, steps: int, peak: float) -> dict[str, float]:
   model, optimizer = train.create_train_state(config, mesh)
   model.train()
   graphdef, state = nnx.split((model, optimizer))
-  batch = sharding.global_batch(train.random_batch(config.train.batch_size), mesh)
+  batch = sharding.global_batch(train.random_batch(config, config.train.batch_size), mesh)
   start = time.perf_counter()
   step = train.make_train_step(graphdef, config, mesh).lower(state, batch).compile()
   compile_s = time.perf_counter() - start

@@ -40,8 +40,17 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
   model.num_attributes = 83
   model.classifier_width = 512
   model.dtype = "float32"  # Compute dtype; "bfloat16" on accelerators. Params stay float32.
+  # An auxiliary per-patch head that names each patch's own post-processing: the member
+  # counts of data.jpeg_qualities, blur_sigmas, resize_factors; () = none, as in the paper.
+  model.post_processing_classes = ()
   model.update(overrides)
   return model
+
+
+def post_processing_classes(data: ml_collections.ConfigDict) -> tuple[int, ...]:
+  """model.post_processing_classes that match the parameter sets of `data`."""
+  return tuple(len(members) for members in
+               (data.jpeg_qualities, data.blur_sigmas, data.resize_factors))
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -64,6 +73,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.train.batch_size = 128  # Global, over all hosts and devices.
   config.train.learning_rate = 1e-4
   config.train.warmup_steps = 0
+  # Weight of the auxiliary post-processing loss (models with post_processing_classes only).
+  config.train.post_processing_weight = 1.0
   config.train.log_every = 100
   config.train.checkpoint_every = 5000
   config.train.keep_checkpoints = 3

@@ -15,6 +15,9 @@ def get_config():
   # photo can only make "same" pairs from that photo, which teaches matching content instead
   # of matching cameras.
   config.data.min_photos_per_value = 3
+  # In an hour, "same post-processing or not" alone does not teach the backbone to see blur,
+  # re-JPEG or resampling; naming each patch's own parameters does.
+  config.model.post_processing_classes = common.post_processing_classes(config.data)
   config.train.steps = 4_000
   config.train.batch_size = 32
   config.train.learning_rate = 1e-3

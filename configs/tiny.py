@@ -7,6 +7,7 @@ def get_config():
   config = common.base_config()
   config.model = common.model_config(
       depth=18, width=4, feature_dim=16, head_widths=(16, 16), classifier_width=8)
+  config.model.post_processing_classes = common.post_processing_classes(config.data)
   config.data.num_threads = 1
   config.train.steps = 6
   config.train.batch_size = 8

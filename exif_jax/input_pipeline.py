@@ -204,6 +204,9 @@ class MakeBatch:
         "patch_b": np.empty((len(pairs), size, size, 3), np.uint8),
         "labels": np.empty((len(pairs), exif_attrs.NUM_ATTRIBUTES), np.int8),
         "same_image": np.array([pair.same_image for pair in pairs], np.int8),
+        # Each patch's post-processing, as member indices into the parameter sets.
+        "post_a": np.empty((len(pairs), augment.NUM_OPS), np.int8),
+        "post_b": np.empty((len(pairs), augment.NUM_OPS), np.int8),
     }
     batch["labels"][:, :exif_attrs.NUM_EXIF] = self.sampler.exif_labels(
         np.array([pair.photo_a for pair in pairs]), np.array([pair.photo_b for pair in pairs]))
@@ -214,6 +217,7 @@ class MakeBatch:
       params_a, params_b, post_labels = augment.sample_pair(
           rng, self.options, min(pixels_a.shape[:2]), min(pixels_b.shape[:2]))
       batch["labels"][row, exif_attrs.NUM_EXIF:] = post_labels
+      batch["post_a"][row], batch["post_b"][row] = params_a, params_b
       batch["patch_a"][row] = augment.apply(pixels_a, params_a, rng, self.options)
       batch["patch_b"][row] = augment.apply(pixels_b, params_b, rng, self.options)
     return batch

@@ -23,6 +23,7 @@ from flax import nnx
 from sklearn import metrics
 from tqdm import tqdm
 
+from exif_jax import augment
 from exif_jax import checkpointing
 from exif_jax import exif_attrs
 from exif_jax import input_pipeline
@@ -72,15 +73,19 @@ def create_train_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mes
   return nnx.merge(graphdef, state)
 
 
-def random_batch(batch_size: int, patch_size: int = 128, seed: int = 0
+def random_batch(config: ml_collections.ConfigDict, batch_size: int, seed: int = 0
                  ) -> dict[str, np.ndarray]:
   """Random pairs in the training batch layout, for benchmarks and tests that need no data."""
   rng = np.random.default_rng(seed)
-  patch_shape = (batch_size, patch_size, patch_size, 3)
+  size = config.data.patch_size
+  patch_shape = (batch_size, size, size, 3)
+  members = [len(m) for m in augment.Options.from_config(config.data).sets]
   return {"patch_a": rng.integers(0, 256, patch_shape, np.uint8),
           "patch_b": rng.integers(0, 256, patch_shape, np.uint8),
           "labels": rng.integers(-1, 2, (batch_size, exif_attrs.NUM_ATTRIBUTES), np.int8),
-          "same_image": rng.integers(0, 2, (batch_size,), np.int8)}
+          "same_image": rng.integers(0, 2, (batch_size,), np.int8),
+          "post_a": rng.integers(0, members, (batch_size, len(members)), np.int8),
+          "post_b": rng.integers(0, members, (batch_size, len(members)), np.int8)}
 
 
 def _column_labels(batch: dict[str, jax.Array], stage: str) -> jax.Array:
@@ -90,18 +95,39 @@ def _column_labels(batch: dict[str, jax.Array], stage: str) -> jax.Array:
   return batch["same_image"].astype(jnp.int32)[:, None]
 
 
+def post_processing_loss(model: models.ExifConsistencyModel, f_a: jax.Array, f_b: jax.Array,
+                         batch: dict[str, jax.Array]) -> jax.Array:
+  """Softmax cross-entropy of each patch's own post-processing members, mean over ops.
+
+  "Same or not" gives no gradient towards noticing blur or resampling in one patch until the
+  other patch's feature already encodes it; naming each patch's own parameters does.
+  """
+  logits = model.post_processing_logits(jnp.concatenate([f_a, f_b]))
+  members = jnp.concatenate([batch["post_a"], batch["post_b"]]).astype(jnp.int32)
+  return jnp.mean(jnp.stack([
+      optax.softmax_cross_entropy_with_integer_labels(op_logits, members[:, op]).mean()
+      for op, op_logits in enumerate(logits)]))
+
+
 def loss_and_outputs(model: models.ExifConsistencyModel, batch: dict[str, jax.Array],
-                     stage: str) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-  """Masked sigmoid cross-entropy (label -1 = unknown: no loss), and (logits, labels)."""
-  exif_logits = model(batch["patch_a"], batch["patch_b"])
-  if stage == "exif":
+                     config: ml_collections.ConfigDict
+                     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+  """Masked sigmoid cross-entropy (label -1 = unknown: no loss), and (logits, labels).
+
+  Stage 1 adds the auxiliary post-processing loss when the model has that head.
+  """
+  f_a, f_b = model.pair_features(batch["patch_a"], batch["patch_b"])
+  exif_logits = model.head_logits(f_a, f_b)
+  if config.stage == "exif":
     logits = exif_logits
   else:
     logits = model.consistency_logit(jax.lax.stop_gradient(exif_logits))[:, None]
-  labels = _column_labels(batch, stage)
+  labels = _column_labels(batch, config.stage)
   known = labels >= 0
   losses = optax.sigmoid_binary_cross_entropy(logits, jnp.maximum(labels, 0).astype(jnp.float32))
   loss = jnp.sum(jnp.where(known, losses, 0.0)) / jnp.maximum(jnp.sum(known), 1)
+  if config.stage == "exif" and model.post_processing is not None:
+    loss += config.train.post_processing_weight * post_processing_loss(model, f_a, f_b, batch)
   return loss, (logits, labels)
 
 
@@ -118,7 +144,7 @@ def make_train_step(graphdef: nnx.GraphDef, config: ml_collections.ConfigDict,
     model, optimizer = nnx.merge(graphdef, state)
     grad_fn = nnx.value_and_grad(
         loss_and_outputs, argnums=nnx.DiffState(0, wrt), has_aux=True)
-    (loss, _), grads = grad_fn(model, batch, config.stage)
+    (loss, _), grads = grad_fn(model, batch, config)
     optimizer.update(model, grads)
     # An update can break the parameters while the loss it came from is still finite.
     finite = jnp.isfinite(loss) & _all_finite(nnx.state(model, wrt))
@@ -133,7 +159,7 @@ def make_eval_step(graphdef: nnx.GraphDef, config: ml_collections.ConfigDict,
                    mesh: jax.sharding.Mesh) -> Callable:
   def eval_step(state, batch):
     model, _ = nnx.merge(graphdef, state)
-    return loss_and_outputs(model, batch, config.stage)
+    return loss_and_outputs(model, batch, config)
 
   replicated = sharding.replicated(mesh)
   return jax.jit(eval_step, in_shardings=(replicated, sharding.batch_sharding(mesh)),
@@ -229,6 +255,11 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.stage={config.stage!r}: expected one of {STAGES}")
   if config.stage == "classifier" and not config.init_from:
     raise ValueError("stage 'classifier' needs config.init_from: a stage-1 workdir")
+  classes = tuple(config.model.post_processing_classes)
+  sets = augment.Options.from_config(config.data).sets
+  if classes and classes != tuple(len(members) for members in sets):
+    raise ValueError(f"config.model.post_processing_classes={classes} does not match the "
+                     f"data's post-processing sets of {[len(m) for m in sets]} members")
 
 
 def _use_compilation_cache(path: str) -> None:

@@ -40,7 +40,9 @@ def test_two_processes_match_the_single_process_run(shards_dir, tiny_run, tmp_pa
 
   two_hosts = losses(workdir)
   assert len(two_hosts) == 3
-  np.testing.assert_allclose(two_hosts, losses(single_dir), rtol=1e-4)
+  # Same pairs, same parameters; only float32 summation order differs (gloo vs in-process
+  # all-reduce). Another slice of the data would move the loss by ~1e-2.
+  np.testing.assert_allclose(two_hosts, losses(single_dir), rtol=1e-3)
   assert (workdir / "checkpoints" / "6" / "model").is_dir()
   # Each host saved the position of its own slice of the data.
   assert sorted(p.name for p in (workdir / "checkpoints" / "6" / "data").glob("*.json")) == [

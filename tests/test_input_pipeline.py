@@ -202,6 +202,14 @@ def test_batches_have_the_contracted_shapes_and_labels(shards_dir):
   assert 0 < same_image.mean() < 1
   # Patches of one photo agree on every EXIF tag they have.
   assert (labels[same_image == 1, :exif_attrs.NUM_EXIF] != 0).all()
+  # Each patch's own post-processing members, and the labels they imply.
+  post_a = np.concatenate([b["post_a"] for b in batches])
+  post_b = np.concatenate([b["post_b"] for b in batches])
+  assert post_a.shape == post_b.shape == (64, augment.NUM_OPS)
+  np.testing.assert_array_equal(post, post_a == post_b)
+  sizes = [len(members) for members in augment.Options.from_config(config.data).sets]
+  assert (post_a >= 0).all() and (post_a < sizes).all() and (post_b < sizes).all()
+  assert all(len(np.unique(post_a[:, op])) > 1 for op in range(augment.NUM_OPS))
 
 
 def test_examples_hold_the_sampled_patches_and_labels(shards_dir):

@@ -112,6 +112,16 @@ def test_all_pairs_broadcast(model18, patches):
   assert model18.consistency_logit(all_pairs).shape == (6, 6)
 
 
+def test_post_processing_head_names_each_op_separately(patches):
+  config = small_config(18)
+  assert make_model(config).post_processing is None  # The paper's model has no such head.
+  config.post_processing_classes = (7, 6, 5)
+  model = make_model(config)
+  logits = model.post_processing_logits(features(model, patches))
+  assert [l.shape for l in logits] == [(6, 7), (6, 6), (6, 5)]
+  assert all(l.dtype == jnp.float32 for l in logits)
+
+
 def test_bfloat16_compute_with_float32_params(model18, patches):
   # model18's parameters in a bfloat16 model (eval_shape: no second random init to compile).
   model = nnx.eval_shape(lambda: make_model(small_config(18, dtype="bfloat16")))

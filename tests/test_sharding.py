@@ -13,7 +13,7 @@ from exif_jax import train
 
 
 def test_global_batch_splits_rows_over_the_data_axis():
-  local = train.random_batch(8)
+  local = train.random_batch(tiny.get_config(), 8)
   batch = sharding.global_batch(local, sharding.make_mesh(jax.devices()[:4]))
   for name, array in batch.items():
     shards = sorted(array.addressable_shards, key=lambda shard: shard.index[0].start)
@@ -35,7 +35,7 @@ def test_single_process_without_distributed_config():
 
 def test_four_devices_match_one_device():
   config = tiny.get_config()
-  batches = [train.random_batch(config.train.batch_size, seed=seed) for seed in range(2)]
+  batches = [train.random_batch(config, config.train.batch_size, seed=seed) for seed in range(2)]
   runs = []
   for devices in (jax.devices()[:1], jax.devices()[:4]):
     mesh = sharding.make_mesh(devices)

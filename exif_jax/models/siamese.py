@@ -22,6 +22,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 from flax import nnx
 
 from exif_jax.models.resnet_v2 import ResNetV2
@@ -71,6 +72,11 @@ class ExifConsistencyModel(nnx.Module):
         nnx.Linear(i, o, dtype=self.dtype, rngs=rngs) for i, o in zip(widths[:-1], widths[1:])])
     self.classifier = ConsistencyClassifier(
         config.num_attributes, config.classifier_width, dtype=self.dtype, rngs=rngs)
+    # Checkpoints saved before the auxiliary head existed have no such field.
+    self.post_processing_classes = tuple(config.get("post_processing_classes", ()))
+    self.post_processing = (
+        nnx.Linear(config.feature_dim, sum(self.post_processing_classes), dtype=self.dtype,
+                   rngs=rngs) if self.post_processing_classes else None)
 
   def features(self, patches: jax.Array) -> jax.Array:
     """Patches [N, 128, 128, 3] in [0, 255] -> features [N, feature_dim] float32."""
@@ -95,14 +101,29 @@ class ExifConsistencyModel(nnx.Module):
     """
     return self._after_first_layer(a + b)
 
-  def __call__(self, patch_a: jax.Array, patch_b: jax.Array) -> jax.Array:
-    """Patch pairs [B, 128, 128, 3] x 2 -> [B, num_attributes] float32 logits (training path).
+  def pair_features(self, patch_a: jax.Array, patch_b: jax.Array
+                    ) -> tuple[jax.Array, jax.Array]:
+    """Patch pairs [B, 128, 128, 3] x 2 -> (f_a, f_b), each [B, feature_dim] float32.
 
     Both patches go through the backbone in one batch of 2B, so train-mode batch norm sees
     the statistics of all patches in the step.
     """
     f_a, f_b = jnp.split(self.features(jnp.concatenate([patch_a, patch_b])), 2)
+    return f_a, f_b
+
+  def head_logits(self, f_a: jax.Array, f_b: jax.Array) -> jax.Array:
+    """Features [B, F] x 2 -> [B, num_attributes] float32 logits, through the plain head."""
     return self._after_first_layer(self.head[0](jnp.concatenate([f_a, f_b], axis=-1)))
+
+  def __call__(self, patch_a: jax.Array, patch_b: jax.Array) -> jax.Array:
+    """Patch pairs [B, 128, 128, 3] x 2 -> [B, num_attributes] float32 logits (training path)."""
+    return self.head_logits(*self.pair_features(patch_a, patch_b))
+
+  def post_processing_logits(self, features: jax.Array) -> list[jax.Array]:
+    """Features [N, F] -> per post-processing op, [N, members] float32 logits of the member
+    each patch received (the auxiliary head; only when post_processing_classes is set)."""
+    logits = self.post_processing(features.astype(self.dtype)).astype(jnp.float32)
+    return jnp.split(logits, np.cumsum(self.post_processing_classes)[:-1], axis=-1)
 
   def consistency_logit(self, exif_logits: jax.Array) -> jax.Array:
     """[..., num_attributes] attribute logits -> [...] "same image" logit (stage 2)."""
