@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import math
 import multiprocessing
-import os
 from typing import Iterable, Sequence
 
 from absl import logging

@@ -10,8 +10,11 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import collections
 import csv
 import pathlib
+import signal
 import subprocess
 import sys
+import time
+from typing import Callable
 
 import jax
 import numpy as np
@@ -40,6 +43,21 @@ def run_data_prep(photos: pathlib.Path, out: pathlib.Path, *extra: str):
   """Runs the real `python -m data_prep` CLI; returns the CompletedProcess."""
   command = [sys.executable, "-m", "data_prep", f"--photos={photos}", f"--out={out}", *extra]
   return subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+
+
+def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 600) -> None:
+  """Runs `command` in the repository and SIGKILLs it as soon as ready() holds.
+
+  Also stops waiting when the process ends or after `timeout` seconds; callers assert on
+  what the process left behind.
+  """
+  process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  deadline = time.monotonic() + timeout
+  while not ready() and process.poll() is None and time.monotonic() < deadline:
+    time.sleep(0.01)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
 
 
 def multi_photo_cameras(per_camera: int = 2) -> list[pathlib.Path]:

@@ -6,10 +6,7 @@ import json
 import os
 import pathlib
 import shutil
-import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -17,7 +14,7 @@ from array_record.python.array_record_module import ArrayRecordReader
 from PIL import Image
 
 import bad_inputs
-from conftest import FIXTURES, REPO, multi_photo_cameras, run_data_prep
+from conftest import FIXTURES, kill_when, multi_photo_cameras, run_data_prep
 from exif_jax import exif_attrs
 from exif_jax import records
 
@@ -166,13 +163,8 @@ def test_killed_worker_resumes_to_the_uninterrupted_result(tmp_path):
   reference = tmp_path / "reference"
   assert run_data_prep(photo_list, reference, *flags[1:]).returncode == 0
   killed = tmp_path / "killed"
-  process = subprocess.Popen([sys.executable, "-m", "data_prep", *flags, f"--out={killed}"],
-                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.monotonic() + 120
-  while not list(killed.glob("shard-*.json")) and time.monotonic() < deadline:
-    time.sleep(0.02)
-  os.kill(process.pid, signal.SIGKILL)
-  process.wait()
+  kill_when([sys.executable, "-m", "data_prep", *flags, f"--out={killed}"],
+            lambda: any(killed.glob("shard-*.json")), timeout=120)
   complete = records.complete_shards(killed)
   assert 1 <= len(complete) < 5, "killed after the first shard and before the last"
   assert not (killed / records.DATASET_INFO).exists()

@@ -1,14 +1,13 @@
 """A training process killed with SIGKILL mid-run resumes to the uninterrupted parameters."""
 
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from conftest import REPO
+from conftest import kill_when
 from conftest import params
 from exif_jax import checkpointing
 
@@ -22,14 +21,8 @@ def train_command(workdir, shards):
 def test_killed_training_resumes_bit_exact(shards_dir, tiny_run, tmp_path):
   _, reference = tiny_run
   workdir = tmp_path / "run"
-  process = subprocess.Popen(train_command(workdir, shards_dir), cwd=REPO,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   first = workdir / "checkpoints" / "2"
-  deadline = time.monotonic() + 600
-  while not first.is_dir() and process.poll() is None and time.monotonic() < deadline:
-    time.sleep(0.02)
-  process.send_signal(signal.SIGKILL)
-  process.wait()
+  kill_when(train_command(workdir, shards_dir), first.is_dir)
   assert first.is_dir(), "the run stopped before its first checkpoint"
   assert not (workdir / "checkpoints" / "6").exists(), "the run finished before the kill"
 

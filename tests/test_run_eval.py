@@ -4,19 +4,16 @@ import csv
 import html
 import json
 import pathlib
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import bad_inputs
-from conftest import FIXTURES, PHOTOS, REPO
+from conftest import FIXTURES, PHOTOS, REPO, kill_when
 from eval import consistency
 from eval import datasets
 from eval import synth_splices
@@ -102,13 +99,8 @@ def test_killed_run_eval_computes_only_the_missing_images(tiny_run, splices, tmp
   reference = tmp_path / "reference"
   run_module("eval.run_eval", *args, "--out", str(reference))
   killed = tmp_path / "killed"
-  process = subprocess.Popen([sys.executable, "-m", "eval.run_eval", *args, "--out", str(killed)],
-                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.monotonic() + 300
-  while not list(killed.glob("results/*.json")) and time.monotonic() < deadline:
-    time.sleep(0.01)
-  os.kill(process.pid, signal.SIGKILL)
-  process.wait()
+  kill_when([sys.executable, "-m", "eval.run_eval", *args, "--out", str(killed)],
+            lambda: any(killed.glob("results/*.json")), timeout=300)
   done = {p.name: p.stat().st_mtime_ns for p in killed.glob("results/*.json")}
   total = len(list((splices / "images").iterdir()))
   assert 1 <= len(done) < total, "killed after the first image and before the last"
