@@ -2,7 +2,8 @@
 # Retrains the bundled model and measures it: bash scripts/train_bundled_model.sh [PHOTOS] [WORK]
 #
 # prep (7 camera models held out) -> stage 1 (configs/cpu.py) -> stage 2 -> model-only export
-# -> synthetic splices between the held-out cameras -> eval. To ship the result:
+# -> synthetic splices between the held-out cameras -> eval on them and on the spliced fixture
+# with its mask beside its camera original. To ship the result:
 #   rm -r exif_jax/bundled_model && cp -r WORK/bundled_model exif_jax/bundled_model
 set -euo pipefail
 PHOTOS=${1:-../shared/data/photos}
@@ -24,3 +25,12 @@ python -m exif_jax.main --config configs/cpu.py --workdir "$WORK/stage2" \
 python -m eval.run_eval --checkpoint "$WORK/bundled_model" --images "$WORK/val_splices/images" \
   --masks "$WORK/val_splices/masks" --out "$WORK/eval_val_splices"
 cat "$WORK/eval_val_splices/metrics.json"
+
+TAMPERED=$(realpath "$(dirname "$PHOTOS")/fixtures/tampered")
+mkdir -p "$WORK/fixtures/images" "$WORK/fixtures/masks"
+ln -sf "$TAMPERED/yorkin_test1_fake.tiff" "$WORK/fixtures/images/yorkin_test1.tiff"
+ln -sf "$TAMPERED/yorkin_test1_original.jpg" "$WORK/fixtures/images/yorkin_test1_original.jpg"
+ln -sf "$TAMPERED/yorkin_test1_mask.png" "$WORK/fixtures/masks/yorkin_test1.png"
+python -m eval.run_eval --checkpoint "$WORK/bundled_model" --images "$WORK/fixtures/images" \
+  --masks "$WORK/fixtures/masks" --out "$WORK/eval_fixtures"
+cat "$WORK/eval_fixtures/metrics.json" "$WORK/eval_fixtures/scores.csv"

@@ -2,6 +2,7 @@
 
 import json
 import numpy as np
+from PIL import Image
 
 from configs import cpu
 from conftest import REPO
@@ -28,3 +29,14 @@ def test_localize_without_checkpoint_uses_the_bundled_model(bundled_examples_out
     assert 0 <= heat.min() and heat.max() <= 1
   report = (out / "report.html").read_text()
   assert report.count("data:image/png;base64,") >= 2 * len(stems)
+
+
+def test_bundled_model_heats_the_pasted_regions_of_the_examples(bundled_examples_out):
+  """Every example splice is hotter inside its mask than outside: the weights are the
+  trained ones and the maps are aligned with the image (a shuffled or transposed map is not)."""
+  masks = sorted((EXAMPLES / "masks").glob("*.png"))
+  assert len(masks) == 4
+  for mask_path in masks:
+    mask = np.asarray(Image.open(mask_path)) > 127
+    heat = np.load(bundled_examples_out / "maps" / f"{mask_path.stem}.npy")
+    assert heat[mask].mean() > heat[~mask].mean() + 0.02, mask_path.stem
