@@ -21,10 +21,11 @@ python -m exif_jax.main --config configs/cpu.py --workdir "$WORK/stage2" \
   --out "$WORK/bundled_model"
 [ -d "$WORK/val_splices" ] || python -m eval.synth_splices --photos "$PHOTOS" \
   --out "$WORK/val_splices" --cameras_from "$WORK/shards/dataset_info.json" --split val \
-  --num_spliced 20 --num_authentic 20 --seed 1 --max_size 512
+  --num_spliced 50 --num_authentic 50 --seed 1 --max_size 512
 python -m eval.run_eval --checkpoint "$WORK/bundled_model" --images "$WORK/val_splices/images" \
   --masks "$WORK/val_splices/masks" --out "$WORK/eval_val_splices"
 cat "$WORK/eval_val_splices/metrics.json"
+python -m eval.chance --images "$WORK/val_splices/images" --masks "$WORK/val_splices/masks"
 
 TAMPERED=$(realpath "$(dirname "$PHOTOS")/fixtures/tampered")
 mkdir -p "$WORK/fixtures/images" "$WORK/fixtures/masks"

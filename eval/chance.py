@@ -1,0 +1,68 @@
+"""Chance level of the localization metrics: smooth random maps scored against the real masks.
+
+p-mAP and the "best threshold" metrics are far above 0 for a map that knows nothing (p-mAP
+also takes the better of map and inverted map), so a result means something only beside this
+baseline on the same masks. Detection chance is 0.5 by definition and is not computed.
+
+  python -m eval.chance --images DIR --masks DIR [--draws 5] [--seed 0]
+
+prints JSON: the mean over draws of each dataset localization metric.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Sequence
+
+import cv2
+import numpy as np
+from absl import app
+from absl import flags
+
+from eval import datasets
+from eval import metrics as metrics_lib
+
+_IMAGES = flags.DEFINE_string("images", None, "Folder of images.", required=True)
+_MASKS = flags.DEFINE_string("masks", None, "Folder of masks matched by stem.", required=True)
+_DRAWS = flags.DEFINE_integer("draws", 5, "Random maps per image.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the random maps.")
+
+SMOOTHNESS = 1 / 16  # Gaussian sigma as a fraction of the long side: blobs of patch scale.
+
+
+def smooth_random_map(shape: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+  """float32 map in [0, 1]: Gaussian-filtered white noise, as blobby as a consistency map."""
+  noise = rng.standard_normal(shape[:2]).astype(np.float32)
+  smooth = cv2.GaussianBlur(noise, (0, 0), max(shape[:2]) * SMOOTHNESS)
+  span = smooth.max() - smooth.min()
+  return (smooth - smooth.min()) / span if span > 0 else np.zeros_like(smooth)
+
+
+def chance_metrics(examples: Sequence[datasets.Example], draws: int = 5,
+                   seed: int = 0) -> dict[str, float]:
+  """Mean over `draws` of the dataset localization metrics of random maps on the masks."""
+  masks = [mask for mask in (example.mask for example in examples)
+           if mask is not None and mask.any() and not mask.all()]
+  if not masks:
+    raise ValueError("no image with a two-class mask")
+  results = []
+  for draw in range(draws):
+    rng = np.random.default_rng([seed, draw])
+    dataset = metrics_lib.DatasetMetrics()
+    for mask in masks:
+      dataset.add(smooth_random_map(mask.shape, rng), mask=mask, label=None, score=None)
+    results.append(dataset.result())
+  return {name: float(np.mean([r[name] for r in results])) for name in results[0]
+          if not name.startswith("num_") and "detection" not in name} | {
+              "num_localization_images": len(masks), "draws": draws}
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  examples = datasets.folder_pair(_IMAGES.value, _MASKS.value)
+  print(json.dumps(chance_metrics(examples, _DRAWS.value, _SEED.value), indent=1))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,27 @@
+"""The chance baseline: smooth random maps against the real masks of the examples."""
+
+import numpy as np
+
+from conftest import REPO
+from eval import chance
+from eval import datasets
+
+
+def test_smooth_random_map_spans_zero_to_one_and_is_smooth():
+  heat = chance.smooth_random_map((300, 400), np.random.default_rng(0))
+  assert heat.shape == (300, 400) and heat.dtype == np.float32
+  assert heat.min() == 0 and heat.max() == 1
+  noise = np.random.default_rng(0).random((300, 400))
+  assert np.abs(np.diff(heat, axis=1)).mean() < 0.05 * np.abs(np.diff(noise, axis=1)).mean()
+
+
+def test_chance_metrics_on_real_masks():
+  examples = datasets.folder_pair(REPO / "examples" / "images", REPO / "examples" / "masks")
+  first = chance.chance_metrics(examples, draws=2, seed=0)
+  assert first["num_localization_images"] == 4 and first["draws"] == 2
+  # p-mAP takes the better of the map and its inverse: chance is above 0.5, well below 1.
+  assert 0.5 <= first["p-mAP"] < 0.75
+  assert 0 <= first["pixel_mAP"] < 0.5
+  assert not any("detection" in name for name in first)
+  assert chance.chance_metrics(examples, draws=2, seed=0) == first
+  assert chance.chance_metrics(examples, draws=2, seed=1) != first
