@@ -4,9 +4,9 @@ p-mAP and the "best threshold" metrics are far above 0 for a map that knows noth
 also takes the better of map and inverted map), so a result means something only beside this
 baseline on the same masks. Detection chance is 0.5 by definition and is not computed.
 
-  python -m eval.chance --images DIR --masks DIR [--draws 5] [--seed 0]
+  python -m eval.chance IMAGES_DIR MASKS_DIR [--draws 5]
 
-prints JSON: the mean over draws of each dataset localization metric.
+prints JSON: the mean over draws of each dataset localization metric (seed 0).
 """
 
 from __future__ import annotations
@@ -22,10 +22,7 @@ from absl import flags
 from eval import datasets
 from eval import metrics as metrics_lib
 
-_IMAGES = flags.DEFINE_string("images", None, "Folder of images.", required=True)
-_MASKS = flags.DEFINE_string("masks", None, "Folder of masks matched by stem.", required=True)
 _DRAWS = flags.DEFINE_integer("draws", 5, "Random maps per image.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the random maps.")
 
 SMOOTHNESS = 1 / 16  # Gaussian sigma as a fraction of the long side: blobs of patch scale.
 
@@ -58,10 +55,10 @@ def chance_metrics(examples: Sequence[datasets.Example], draws: int = 5,
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  examples = datasets.folder_pair(_IMAGES.value, _MASKS.value)
-  print(json.dumps(chance_metrics(examples, _DRAWS.value, _SEED.value), indent=1))
+  if len(argv) != 3:
+    raise app.UsageError("give IMAGES_DIR MASKS_DIR (masks matched to images by stem)")
+  examples = datasets.folder_pair(argv[1], argv[2])
+  print(json.dumps(chance_metrics(examples, _DRAWS.value), indent=1))
 
 
 if __name__ == "__main__":

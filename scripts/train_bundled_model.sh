@@ -25,7 +25,7 @@ python -m exif_jax.main --config configs/cpu.py --workdir "$WORK/stage2" \
 python -m eval.run_eval --checkpoint "$WORK/bundled_model" --images "$WORK/val_splices/images" \
   --masks "$WORK/val_splices/masks" --out "$WORK/eval_val_splices"
 cat "$WORK/eval_val_splices/metrics.json"
-python -m eval.chance --images "$WORK/val_splices/images" --masks "$WORK/val_splices/masks"
+python -m eval.chance "$WORK/val_splices/images" "$WORK/val_splices/masks"
 
 TAMPERED=$(realpath "$(dirname "$PHOTOS")/fixtures/tampered")
 mkdir -p "$WORK/fixtures/images" "$WORK/fixtures/masks"

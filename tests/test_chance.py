@@ -1,5 +1,9 @@
 """The chance baseline: smooth random maps against the real masks of the examples."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 
 from conftest import REPO
@@ -25,3 +29,16 @@ def test_chance_metrics_on_real_masks():
   assert not any("detection" in name for name in first)
   assert chance.chance_metrics(examples, draws=2, seed=0) == first
   assert chance.chance_metrics(examples, draws=2, seed=1) != first
+
+
+def test_command_line_prints_the_metrics_as_json():
+  result = subprocess.run(
+      [sys.executable, "-m", "eval.chance", str(REPO / "examples" / "images"),
+       str(REPO / "examples" / "masks"), "--draws", "1"],
+      cwd=REPO, capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  printed = json.loads(result.stdout)
+  assert printed["draws"] == 1 and 0.5 <= printed["p-mAP"] < 0.75
+  usage = subprocess.run([sys.executable, "-m", "eval.chance"], cwd=REPO, capture_output=True,
+                         text=True, check=False)
+  assert usage.returncode != 0 and "IMAGES_DIR MASKS_DIR" in usage.stderr
