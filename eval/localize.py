@@ -9,9 +9,13 @@ prints a table. A missing, unreadable, tiny or huge file is reported and the res
 import pathlib
 
 from absl import app
+from absl import flags
 
 from eval import batch
 from eval import cli_common
+
+# --help lists the shared evaluation flags (--checkpoint, --out, ...) too.
+flags.adopt_module_key_flags(cli_common)
 
 
 def table(records) -> str:

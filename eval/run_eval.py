@@ -15,6 +15,9 @@ from eval import batch
 from eval import cli_common
 from eval import datasets
 
+# --help lists the shared evaluation flags (--checkpoint, --out, ...) too.
+flags.adopt_module_key_flags(cli_common)
+
 _IMAGES = flags.DEFINE_string("images", None, "Folder of images (with --masks: a benchmark).")
 _MASKS = flags.DEFINE_string("masks", None, "Folder of masks matched to --images by stem.")
 _DATASET = flags.DEFINE_enum("dataset", None, list(datasets.DATASETS), "Benchmark layout.")

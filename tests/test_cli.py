@@ -36,3 +36,10 @@ def test_prep_runs_through_the_cli(tmp_path, fixtures_dir):
                    "--patches_per_photo=1", "--processes=1")
   assert result.returncode == 0, result.stderr[-2000:]
   assert "12 photos in 1 shards" in result.stdout
+
+
+def test_localize_and_eval_help_show_the_shared_evaluation_flags():
+  for subcommand in ("localize", "eval"):
+    result = run_cli(subcommand, "--help")
+    for flag in ("--checkpoint", "--out", "--num_patches", "--max_pixels", "--pair_memory_mb"):
+      assert flag in result.stdout, (subcommand, flag)
