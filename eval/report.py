@@ -29,6 +29,14 @@ def heatmap_rgb(heat: np.ndarray) -> np.ndarray:
   return _LUT[np.rint(np.clip(heat, 0, 1) * 255).astype(np.uint8)]
 
 
+def stretched(heat: np.ndarray) -> np.ndarray:
+  """The map scaled to its own [min, max], as the original demo displays it: a weak model's
+  maps sit in a narrow band around 0.5 whose structure the absolute scale hides. A flat map
+  stays flat (all 0)."""
+  low, high = float(heat.min()), float(heat.max())
+  return (heat - low) / (high - low) if high > low else np.zeros_like(heat)
+
+
 def _thumbnail(pixels: np.ndarray) -> np.ndarray:
   image = Image.fromarray(pixels)
   image.thumbnail((THUMBNAIL, THUMBNAIL))
@@ -50,9 +58,11 @@ def _panels(out: pathlib.Path, record: dict[str, Any]) -> list[str]:
   stem = record["stem"]
   original = _thumbnail(image_io.load_image(record["image"]))  # Panels are thumbnails.
   heat = np.load(out / "maps" / f"{stem}.npy")
-  heat_rgb = np.asarray(Image.fromarray(heatmap_rgb(heat)).resize(original.shape[1::-1]))
+  heat_rgb = np.asarray(Image.fromarray(heatmap_rgb(stretched(heat))).resize(
+      original.shape[1::-1]))
   overlay = (0.45 * original + 0.55 * heat_rgb).astype(np.uint8)
-  panels = [_figure(original, "original"), _figure(overlay, "heatmap overlay"),
+  caption = f"heatmap overlay (colours span {heat.min():.2f} to {heat.max():.2f})"
+  panels = [_figure(original, "original"), _figure(overlay, caption),
             _figure(((heat > 0.5) * 255).astype(np.uint8), "mask at 0.5")]
   ncuts = out / "maps" / f"{stem}.ncuts.npy"
   if ncuts.exists():
@@ -98,8 +108,9 @@ img {{ max-width: {THUMBNAIL}px; border: 1px solid #ccc; }}
 .error {{ color: #a00; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>High (bright) = inconsistent with the image's dominant region. Score = mean of the map;
-above 0.5 the image is called spliced.</p>
+<p>High (bright) = inconsistent with the image's dominant region. Each overlay spans its own
+map's range (printed under it); the mask is the map above 0.5. Score = mean of the map; above
+0.5 the image is called spliced.</p>
 <table><tr><th>image</th><th>score</th><th>verdict</th></tr>{rows}</table>
 {"".join(_section(out, r) for r in ranked)}
 </body></html>
