@@ -47,7 +47,7 @@ def chance_metrics(examples: Sequence[datasets.Example], draws: int = 5,
     rng = np.random.default_rng([seed, draw])
     dataset = metrics_lib.DatasetMetrics()
     for mask in masks:
-      dataset.add(smooth_random_map(mask.shape, rng), mask=mask, label=None, score=None)
+      dataset.add(smooth_random_map(mask.shape, rng), mask=mask)
     results.append(dataset.result())
   return {name: float(np.mean([r[name] for r in results])) for name in results[0]
           if not name.startswith("num_") and "detection" not in name} | {

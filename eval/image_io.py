@@ -37,6 +37,8 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     raise ValueError("not a regular file")
   if not info.st_size:
     raise ValueError("empty file")
+  # Pillow refuses images over twice its own limit before the check below sees them.
+  Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
   try:
     image = Image.open(path)
   except Image.DecompressionBombError as e:

@@ -68,6 +68,11 @@ class Options:
     by_op = {JPEG: self.jpeg_qualities, BLUR: self.blur_sigmas, RESIZE: self.resize_factors}
     return tuple(by_op[op] for op in range(NUM_OPS))
 
+  @property
+  def set_sizes(self) -> tuple[int, ...]:
+    """Members per op: the classes of the auxiliary post-processing head."""
+    return tuple(len(members) for members in self.sets)
+
   @functools.cached_property
   def regions(self) -> np.ndarray:
     """Per resize factor, the side of the stored-crop region that it turns into one patch."""

@@ -79,7 +79,7 @@ def random_batch(config: ml_collections.ConfigDict, batch_size: int, seed: int =
   rng = np.random.default_rng(seed)
   size = config.data.patch_size
   patch_shape = (batch_size, size, size, 3)
-  members = [len(m) for m in augment.Options.from_config(config.data).sets]
+  members = augment.Options.from_config(config.data).set_sizes
   return {"patch_a": rng.integers(0, 256, patch_shape, np.uint8),
           "patch_b": rng.integers(0, 256, patch_shape, np.uint8),
           "labels": rng.integers(-1, 2, (batch_size, exif_attrs.NUM_ATTRIBUTES), np.int8),
@@ -256,10 +256,10 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
   if config.stage == "classifier" and not config.init_from:
     raise ValueError("stage 'classifier' needs config.init_from: a stage-1 workdir")
   classes = tuple(config.model.post_processing_classes)
-  sets = augment.Options.from_config(config.data).sets
-  if classes and classes != tuple(len(members) for members in sets):
+  sizes = augment.Options.from_config(config.data).set_sizes
+  if classes and classes != sizes:
     raise ValueError(f"config.model.post_processing_classes={classes} does not match the "
-                     f"data's post-processing sets of {[len(m) for m in sets]} members")
+                     f"data's post-processing sets of {list(sizes)} members")
 
 
 def _use_compilation_cache(path: str) -> None:

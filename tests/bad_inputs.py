@@ -110,7 +110,3 @@ def make_corpus(folder: pathlib.Path, goods: list[pathlib.Path]) -> dict[str, Ex
   (folder / "loop_dir").symlink_to(folder, target_is_directory=True)  # Never followed.
   return expected
 
-
-def printable(name: str) -> str:
-  """How the tools print a file name that may hold non-UTF-8 bytes."""
-  return os.fsencode(name).decode("utf-8", "backslashreplace")

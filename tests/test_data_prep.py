@@ -15,6 +15,7 @@ from PIL import Image
 
 import bad_inputs
 from conftest import FIXTURES, kill_when, multi_photo_cameras, run_data_prep
+from data_prep import photos as photo_inputs
 from exif_jax import exif_attrs
 from exif_jax import records
 
@@ -122,7 +123,7 @@ def test_bad_inputs_are_skipped_with_reasons(tmp_path):
   reasons = {pathlib.Path(s["source"]).name: s["reason"] for s in info["skipped"]}
   assert len(reasons) == len(info["skipped"])  # Each bad input reported once.
   for name, want in expected.items():
-    shown = bad_inputs.printable(name)
+    shown = photo_inputs.display_name(name)
     if want.prep is None:
       assert shown not in reasons, (name, reasons[shown])
     else:

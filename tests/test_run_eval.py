@@ -14,6 +14,7 @@ from PIL import Image
 
 import bad_inputs
 from conftest import FIXTURES, PHOTOS, REPO, kill_when
+from data_prep import photos as photo_inputs
 from eval import consistency
 from eval import datasets
 from eval import synth_splices
@@ -133,7 +134,7 @@ def test_every_bad_input_is_reported_once_and_every_good_one_mapped(module, corp
   inputs = ["--images", str(folder)] if module == "eval.run_eval" else [str(folder)]
   result = run_module(module, *inputs, "--checkpoint", str(workdir), "--out", str(out),
                       "--num_patches", "16")
-  reasons = {bad_inputs.printable(pathlib.Path(name).stem): want.evaluate
+  reasons = {photo_inputs.display_name(pathlib.Path(name).stem): want.evaluate
              for name, want in expected.items()}
   records = [json.loads(p.read_text()) for p in (out / "results").glob("*.json")]
   by_stem = {r["stem"]: r for r in records}
