@@ -23,6 +23,8 @@ def data_config() -> ml_collections.ConfigDict:
   data.blur_sigmas = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)
   data.resize_factors = (0.5, 0.75, 1.0, 1.25, 1.5)
   data.resize_interpolations = ("bilinear", "bicubic", "lanczos", "box")  # augment.INTERPOLATIONS.
+  # Per op, the chance of its identity member (the others share the rest); None = uniform.
+  data.identity_probability = ml_collections.FieldReference(None, field_type=float)
   data.num_workers = 0  # Grain worker processes; 0 reads in the training process.
   data.per_worker_buffer_size = 2  # Batches each worker process keeps ready.
   data.num_threads = 2  # Threads reading and augmenting pairs in each process.

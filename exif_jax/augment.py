@@ -1,9 +1,13 @@
 """Post-processing augmentations (paper 3.2): re-JPEG, Gaussian blur and resize.
 
 Each op draws its parameter from an evenly spaced set that includes the identity (quality 0 =
-not re-encoded, sigma 0, factor 1), so untouched patches stay common. Patch B gets patch A's
-parameter half of the time and another member otherwise; the label of an op is 1 iff both
-patches got the same member. Ops run in a random order per patch because order matters.
+not re-encoded, sigma 0, factor 1). Members weigh the same, or the identity gets a set weight
+and the others share the rest: with uniform sets of 5-7 members almost no patch stays
+untouched, and the camera traces of untouched photos are what a splice disagrees on. Half of
+the pairs get one member for both patches, drawn by weight; the other half two different
+members, drawn with probability proportional to the product of their weights, so that A and
+B are alike. The label of an op is 1 iff both patches got the same member. Ops run in a
+random order per patch because order matters.
 
 The ops use OpenCV, 2-20x faster than Pillow at these sizes, so that a few host cores feed an
 accelerator. Unlike Pillow's, OpenCV's bilinear, bicubic and Lanczos kernels do not widen when
@@ -25,6 +29,8 @@ from exif_jax import exif_attrs
 # Parameter arrays and labels are indexed by op in the attribute order of exif_attrs.
 JPEG, BLUR, RESIZE = map(exif_attrs.POST_PROCESSING.index, ("jpeg_quality", "blur", "resize"))
 NUM_OPS = len(exif_attrs.POST_PROCESSING)
+# Each op's member that leaves a patch untouched.
+IDENTITY = {JPEG: 0, BLUR: 0.0, RESIZE: 1.0}
 # The names `resize_interpolations` may hold.
 INTERPOLATIONS = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC,
                   "lanczos": cv2.INTER_LANCZOS4, "box": cv2.INTER_AREA}
@@ -41,18 +47,22 @@ class Options:
   resize_factors: tuple[float, ...]
   resize_interpolations: tuple[str, ...]
   patch_size: int
+  identity_probability: float | None = None  # Per op, the identity's weight; None = uniform.
 
   def __post_init__(self):
-    for name, members, identity in (("jpeg_qualities", self.jpeg_qualities, 0),
-                                    ("blur_sigmas", self.blur_sigmas, 0.0),
-                                    ("resize_factors", self.resize_factors, 1.0)):
-      if identity not in members or len(set(members)) != len(members):
-        raise ValueError(f"{name}={members}: needs distinct members including {identity}")
+    for op, name in ((JPEG, "jpeg_qualities"), (BLUR, "blur_sigmas"),
+                     (RESIZE, "resize_factors")):
+      members = getattr(self, name)
+      if IDENTITY[op] not in members or len(set(members)) != len(members):
+        raise ValueError(f"{name}={members}: needs distinct members including {IDENTITY[op]}")
     if min(self.resize_factors) <= 0 or len(set(self.regions.tolist())) != len(self.regions):
       raise ValueError(f"resize_factors={self.resize_factors}: must be positive and give "
                        f"distinct region sizes for patch_size {self.patch_size}")
     for name in self.resize_interpolations:
       INTERPOLATIONS[name]  # Fails early on an unknown name.
+    if self.identity_probability is not None and not 0 < self.identity_probability < 1:
+      raise ValueError(f"identity_probability={self.identity_probability}: must be in (0, 1) "
+                       f"or None (uniform)")
 
   @classmethod
   def from_config(cls, data: Any) -> Options:
@@ -60,7 +70,8 @@ class Options:
     return cls(
         jpeg_qualities=tuple(data.jpeg_qualities), blur_sigmas=tuple(data.blur_sigmas),
         resize_factors=tuple(data.resize_factors),
-        resize_interpolations=tuple(data.resize_interpolations), patch_size=data.patch_size)
+        resize_interpolations=tuple(data.resize_interpolations), patch_size=data.patch_size,
+        identity_probability=data.identity_probability)
 
   @functools.cached_property
   def sets(self) -> tuple[tuple[float, ...], ...]:
@@ -72,6 +83,20 @@ class Options:
   def set_sizes(self) -> tuple[int, ...]:
     """Members per op: the classes of the auxiliary post-processing head."""
     return tuple(len(members) for members in self.sets)
+
+  @functools.cached_property
+  def weights(self) -> tuple[np.ndarray, ...]:
+    """Per op, each member's weight (they sum to 1)."""
+    by_op = []
+    for op, members in enumerate(self.sets):
+      size = len(members)
+      if self.identity_probability is None:
+        by_op.append(np.full(size, 1 / size))
+      else:
+        weights = np.full(size, (1 - self.identity_probability) / (size - 1))
+        weights[members.index(IDENTITY[op])] = self.identity_probability
+        by_op.append(weights)
+    return tuple(by_op)
 
   @functools.cached_property
   def regions(self) -> np.ndarray:
@@ -96,15 +121,24 @@ def sample_pair(rng: np.random.Generator, options: Options, side_a: int, side_b:
   # One Generator call for all draws: a call costs more than the draw.
   for op, (u_a, u_same, u_b) in enumerate(rng.random((NUM_OPS, 3)).tolist()):
     if op == RESIZE:
-      allowed_a = options.fitting_factors(min(side_a, side_b)).tolist()
-      allowed_b = options.fitting_factors(side_b).tolist()
+      allowed_a = options.fitting_factors(min(side_a, side_b))
+      allowed_b = options.fitting_factors(side_b)
     else:
-      allowed_a = allowed_b = range(len(options.sets[op]))
-    params_a[op] = allowed_a[int(u_a * len(allowed_a))]
-    others = [member for member in allowed_b if member != params_a[op]]
-    same = u_same < 0.5 or not others
-    params_b[op] = params_a[op] if same else others[int(u_b * len(others))]
+      allowed_a = allowed_b = np.arange(len(options.sets[op]))
+    weights = options.weights[op]
+    if u_same < 0.5 or len(allowed_b) == 1:
+      params_a[op] = params_b[op] = _draw(u_a, allowed_a, weights)
+    else:  # Member m1 for A with weight w1 (1 - w1), then m2 != m1 for B with weight w2.
+      params_a[op] = _draw(u_a, allowed_a, weights * (1 - weights))
+      params_b[op] = _draw(u_b, allowed_b[allowed_b != params_a[op]], weights)
   return params_a, params_b, (params_a == params_b).astype(np.int8)
+
+
+def _draw(u: float, members: np.ndarray, weights: np.ndarray) -> int:
+  """The member of `members` that uniform `u` picks by `weights`, renormalized over them."""
+  cumulative = np.cumsum(weights[members])
+  return int(members[min(np.searchsorted(cumulative, u * cumulative[-1], side="right"),
+                         len(members) - 1)])
 
 
 def apply(pixels: np.ndarray, params: np.ndarray, rng: np.random.Generator,

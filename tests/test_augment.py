@@ -76,6 +76,29 @@ def test_labels_say_whether_both_patches_got_the_same_member():
     assert (counts_b > 0).all()  # Any other member can be B's.
 
 
+def test_identity_weight_keeps_patches_untouched_as_often_in_a_and_b():
+  config = common.data_config()
+  config.identity_probability = 0.6
+  options = augment.Options.from_config(config)
+  rng = np.random.default_rng(3)
+  draws = [augment.sample_pair(rng, options, 256, 256) for _ in range(8000)]
+  params_a, params_b, labels = (np.stack(column) for column in zip(*draws))
+  np.testing.assert_allclose(labels.mean(0), 0.5, atol=0.03)
+  np.testing.assert_array_equal(labels, params_a == params_b)
+  for op, members in enumerate(options.sets):
+    weights = options.weights[op]
+    # Half same (by weight), half two distinct members (by the product of their weights).
+    expected = 0.5 * weights + 0.5 * weights * (1 - weights) / (1 - (weights ** 2).sum())
+    identity = members.index(augment.IDENTITY[op])
+    assert expected[identity] > 0.45 and expected[identity] > 2 / len(members)
+    for params in (params_a, params_b):
+      counts = np.bincount(params[:, op], minlength=len(members)) / len(draws)
+      np.testing.assert_allclose(counts, expected, atol=0.02)
+  config.identity_probability = 1.0
+  with pytest.raises(ValueError, match="identity_probability"):
+    augment.Options.from_config(config)
+
+
 def test_resize_factors_fit_the_stored_crops():
   rng = np.random.default_rng(1)
   regions = OPTIONS.regions
