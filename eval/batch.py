@@ -5,6 +5,7 @@ OUT/maps/<stem>.png   8-bit heatmap of the same
 OUT/attr_maps/<stem>.npz  the 83 per-attribute maps (when asked)
 OUT/results/<stem>.json  per image: score, verdict, metrics, or the reason it has no map;
                       written last, so a rerun skips exactly the images already done
+OUT/settings.json     the model's sha256 and the options: a rerun with others is refused
 OUT/scores.csv, OUT/metrics.json (when masks are known), OUT/report.html
 """
 
@@ -103,11 +104,35 @@ def localize_one(example: datasets.Example, localizer: localizer_lib.Localizer,
   return record
 
 
+class SettingsMismatch(ValueError):
+  """OUT holds results of another model or other options."""
+
+
+def _claim(out: pathlib.Path, settings: dict[str, Any]) -> None:
+  """Records the settings of the results in `out`, or refuses if they differ from earlier."""
+  path = out / "settings.json"
+  if path.exists():
+    earlier = json.loads(path.read_text())
+    changed = sorted(k for k in settings.keys() | earlier.keys()
+                     if settings.get(k) != earlier.get(k))
+    if changed:
+      raise SettingsMismatch(
+          f"{out} holds results made with other settings ({', '.join(changed)}: "
+          f"{', '.join(f'{earlier.get(k)} then, {settings.get(k)} now' for k in changed)}); "
+          f"give another --out or delete it")
+  else:
+    _write_json(path, settings)
+
+
 def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
         out: pathlib.Path, *, max_pixels: int = image_io.DEFAULT_MAX_PIXELS,
         title: str = "exif-jax") -> list[dict[str, Any]]:
-  """Localizes every example not already done in `out`, then writes the summaries."""
+  """Localizes every example not already done in `out`, then writes the summaries.
+
+  Raises SettingsMismatch when `out` holds results of another model or other options.
+  """
   out.mkdir(parents=True, exist_ok=True)
+  _claim(out, {**localizer.settings, "max_pixels": max_pixels})
   todo = [e for e in examples if not (out / "results" / f"{e.stem}.json").exists()]
   logging.info("%d of %d images to do (%d already done)", len(todo), len(examples),
                len(examples) - len(todo))

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import pathlib
+from typing import Any
+
+from absl import app
 from absl import flags
 
+from eval import batch
+from eval import datasets
 from eval import image_io
 from eval import localizer as localizer_lib
 from exif_jax import checkpointing
@@ -23,6 +29,15 @@ PAIR_MEMORY_MB = flags.DEFINE_integer(
 MAX_PIXELS = flags.DEFINE_integer(
     "max_pixels", image_io.DEFAULT_MAX_PIXELS,
     "Images with more pixels are skipped before decoding (guards against decompression bombs).")
+
+
+def run_batch(examples: list[datasets.Example], title: str) -> list[dict[str, Any]]:
+  """batch.run with the flags; results of other settings already in --out stop the run."""
+  try:
+    return batch.run(examples, make_localizer(), pathlib.Path(OUT.value),
+                     max_pixels=MAX_PIXELS.value, title=title)
+  except batch.SettingsMismatch as e:
+    raise app.UsageError(str(e)) from None
 
 
 def make_localizer() -> localizer_lib.Localizer:

@@ -33,11 +33,9 @@ def table(records) -> str:
 def main(argv):
   if len(argv) < 2:
     raise app.UsageError("give at least one image or folder")
-  out = pathlib.Path(cli_common.OUT.value)
-  records = batch.run(batch.examples_from_paths(argv[1:]), cli_common.make_localizer(), out,
-                      max_pixels=cli_common.MAX_PIXELS.value, title="exif-jax localize")
+  records = cli_common.run_batch(batch.examples_from_paths(argv[1:]), "exif-jax localize")
   print(table(records))
-  print(f"report: {out / 'report.html'}")
+  print(f"report: {pathlib.Path(cli_common.OUT.value) / 'report.html'}")
 
 
 if __name__ == "__main__":

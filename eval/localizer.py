@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
+import jax
 import numpy as np
+from flax import nnx
 
 from eval import consistency as consistency_lib
 from eval import maps
@@ -39,13 +42,31 @@ class Options:
   pair_memory_bytes: int = 256 * 2**20  # Pair activations live at most this much at a time.
 
 
+# The options that change what a Localizer returns (pair_memory_bytes only changes blocking).
+_RESULT_OPTIONS = ("num_patches", "stride", "ncuts", "attribute_maps", "attribute_map_side",
+                   "num_separating")
+
+
+def _state_sha256(model: nnx.Module) -> str:
+  """Identifies the weights (and batch-norm statistics) behind a set of maps."""
+  digest = hashlib.sha256()
+  for leaf in jax.tree.leaves(nnx.state(model)):
+    digest.update(np.asarray(leaf).tobytes())
+  return digest.hexdigest()
+
+
 class Localizer:
-  """Runs the jitted consistency model and turns its matrix into maps."""
+  """Runs the jitted consistency model and turns its matrix into maps.
+
+  `settings` names the model and options, so that a resumed batch can refuse to mix maps.
+  """
 
   def __init__(self, model, options: Options = Options()):
     self.consistency = consistency_lib.ConsistencyModel(
         model, pair_memory_bytes=options.pair_memory_bytes)
     self.options = options
+    self.settings = {"model_sha256": _state_sha256(model), **{
+        name: getattr(options, name) for name in _RESULT_OPTIONS}}
 
   def __call__(self, image: np.ndarray) -> Localization:
     """image: uint8 HxWx3. Raises ValueError for an image smaller than one patch."""

@@ -6,7 +6,6 @@ OUT/report.html and OUT/attr_maps/<stem>.npz. Rerunning skips images already don
 that cannot be read is reported and skipped.
 """
 
-import pathlib
 
 from absl import app
 from absl import flags
@@ -40,8 +39,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   examples = _examples()
-  records = batch.run(examples, cli_common.make_localizer(), pathlib.Path(cli_common.OUT.value),
-                      max_pixels=cli_common.MAX_PIXELS.value, title="exif-jax evaluation")
+  records = cli_common.run_batch(examples, "exif-jax evaluation")
   print(f"{len(records)} images -> {cli_common.OUT.value}")
 
 

@@ -17,9 +17,10 @@ python -m exif_jax.main --config configs/cpu.py --workdir "$WORK/stage2" \
   --config.data.data_dir="$WORK/shards" --config.stage=classifier \
   --config.init_from="$WORK/stage1" --config.train.steps=300 --config.train.warmup_steps=0 \
   --config.data.same_image_fraction=0.5 --config.eval.every=300
-[ -d "$WORK/bundled_model" ] || python -m exif_jax.export --checkpoint "$WORK/stage2" \
-  --out "$WORK/bundled_model"
-[ -d "$WORK/val_splices" ] || python -m eval.synth_splices --photos "$PHOTOS" \
+# Remade on every run, so that a rerun never measures a stale copy.
+rm -rf "$WORK/bundled_model" "$WORK/val_splices" "$WORK/eval_val_splices" "$WORK/eval_fixtures"
+python -m exif_jax.export --checkpoint "$WORK/stage2" --out "$WORK/bundled_model"
+python -m eval.synth_splices --photos "$PHOTOS" \
   --out "$WORK/val_splices" --cameras_from "$WORK/shards/dataset_info.json" --split val \
   --num_spliced 50 --num_authentic 50 --seed 1 --max_size 512
 python -m eval.run_eval --checkpoint "$WORK/bundled_model" --images "$WORK/val_splices/images" \

@@ -70,6 +70,18 @@ def test_run_eval_writes_the_output_contract_and_resumes(tiny_run, splices, tmp_
   assert f"1 of {len(examples) + 1} images to do" in second.stderr  # The broken one is done.
   assert json.loads((out / "metrics.json").read_text()) == pytest.approx(metrics)
 
+  # Another model or other options never mix their maps into these.
+  results = sorted((out / "results").iterdir())
+  for changed, flag_args in (("num_patches", args[:-1] + ["32"]),
+                             ("model_sha256", args[2:])):  # The bundled model.
+    refused = subprocess.run([sys.executable, "-m", "eval.run_eval", *flag_args], cwd=REPO,
+                             capture_output=True, text=True, check=False)
+    assert refused.returncode != 0
+    assert f"{out} holds results made with other settings ({changed}:" in refused.stderr
+    assert "Traceback" not in refused.stderr
+  assert sorted((out / "results").iterdir()) == results
+  assert json.loads((out / "metrics.json").read_text()) == pytest.approx(metrics)
+
 
 def test_localize_reports_each_bad_input_and_goes_on(tiny_run, tmp_path):
   workdir, _ = tiny_run
