@@ -2,10 +2,10 @@
 or --dataset NAME --data_dir DIR (columbia, dso1, korus, in_the_wild, hays, folder).
 
 Writes OUT/maps/<stem>.npy and .png, OUT/scores.csv, OUT/metrics.json (when masks are known),
-OUT/report.html and OUT/attr_maps/<stem>.npz. Rerunning skips images already done; an image
-that cannot be read is reported and skipped.
+OUT/report.html and OUT/attr_maps/<stem>.npz. Rerunning skips images already done (and is
+refused when the model or options changed); an image that cannot be read is reported and
+skipped.
 """
-
 
 from absl import app
 from absl import flags
