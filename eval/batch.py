@@ -157,4 +157,5 @@ def summarize(examples: list[datasets.Example], records: list[dict[str, Any]],
       dataset.add(heat, mask=example.mask, label=example.spliced, score=record["score"])
   if any(example.mask_path is not None for example in examples):
     _write_json(out / "metrics.json", dataset.result())
-  report.write(out, records, title=title)
+  report.write(out, records, title=title,
+               settings=json.loads((out / "settings.json").read_text()))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
-from absl import app
 from absl import flags
 
 from eval import batch
@@ -37,7 +36,7 @@ def run_batch(examples: list[datasets.Example], title: str) -> list[dict[str, An
     return batch.run(examples, make_localizer(), pathlib.Path(OUT.value),
                      max_pixels=MAX_PIXELS.value, title=title)
   except batch.SettingsMismatch as e:
-    raise app.UsageError(str(e)) from None
+    raise SystemExit(f"error: {e}") from None  # One line, exit status 1.
 
 
 def make_localizer() -> localizer_lib.Localizer:

@@ -89,8 +89,20 @@ def _section(out: pathlib.Path, record: dict[str, Any]) -> str:
           f'<div class="panels">{"".join(_panels(out, record))}</div></section>')
 
 
-def write(out: pathlib.Path, records: Sequence[dict[str, Any]], title: str) -> pathlib.Path:
-  """Writes OUT/report.html: an index sorted by score, then one section per image."""
+def _provenance(settings: dict[str, Any]) -> str:
+  """One line naming the weights and options behind every map of the page."""
+  options = ", ".join(f"{name} {value}" for name, value in sorted(settings.items())
+                      if name != "model_sha256")
+  return (f'<p class="settings">Model sha256 <code>{settings["model_sha256"][:16]}</code>; '
+          f"{html.escape(options)}.</p>")
+
+
+def write(out: pathlib.Path, records: Sequence[dict[str, Any]], title: str,
+          settings: dict[str, Any]) -> pathlib.Path:
+  """Writes OUT/report.html: an index sorted by score, then one section per image.
+
+  `settings` (OUT/settings.json) is printed, so that a saved page names the model it shows.
+  """
   ranked = sorted(records, key=lambda r: -r.get("score", -1.0))
   rows = "".join(
       f'<tr><td><a href="#{html.escape(r["stem"])}">{html.escape(r["stem"])}</a></td>'
@@ -111,6 +123,7 @@ img {{ max-width: {THUMBNAIL}px; border: 1px solid #ccc; }}
 <p>High (bright) = inconsistent with the image's dominant region. Each overlay spans its own
 map's range (printed under it); the mask is the map above 0.5. Score = mean of the map; above
 0.5 the image is called spliced.</p>
+{_provenance(settings)}
 <table><tr><th>image</th><th>score</th><th>verdict</th></tr>{rows}</table>
 {"".join(_section(out, r) for r in ranked)}
 </body></html>

@@ -63,6 +63,9 @@ def test_run_eval_writes_the_output_contract_and_resumes(tiny_run, splices, tmp_
   assert metrics["num_localization_images"] == 4
   page = (out / "report.html").read_text()
   assert all(e.stem in page for e in examples) and "broken" in page
+  settings = json.loads((out / "settings.json").read_text())
+  assert settings["num_patches"] == 64 and len(settings["model_sha256"]) == 64
+  assert settings["model_sha256"][:16] in page and "num_patches 64" in page
 
   # Rerun after losing one image's result: only that image is computed again.
   (out / "results" / f"{examples[0].stem}.json").unlink()
@@ -76,8 +79,9 @@ def test_run_eval_writes_the_output_contract_and_resumes(tiny_run, splices, tmp_
                              ("model_sha256", args[2:])):  # The bundled model.
     refused = subprocess.run([sys.executable, "-m", "eval.run_eval", *flag_args], cwd=REPO,
                              capture_output=True, text=True, check=False)
-    assert refused.returncode != 0
-    assert f"{out} holds results made with other settings ({changed}:" in refused.stderr
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines()[-1].startswith(
+        f"error: {out} holds results made with other settings ({changed}:")
     assert "Traceback" not in refused.stderr
   assert sorted((out / "results").iterdir()) == results
   assert json.loads((out / "metrics.json").read_text()) == pytest.approx(metrics)
