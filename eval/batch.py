@@ -132,7 +132,8 @@ def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
   Raises SettingsMismatch when `out` holds results of another model or other options.
   """
   out.mkdir(parents=True, exist_ok=True)
-  _claim(out, {**localizer.settings, "max_pixels": max_pixels})
+  settings = {**localizer.settings, "max_pixels": max_pixels}
+  _claim(out, settings)
   todo = [e for e in examples if not (out / "results" / f"{e.stem}.json").exists()]
   logging.info("%d of %d images to do (%d already done)", len(todo), len(examples),
                len(examples) - len(todo))
@@ -140,12 +141,12 @@ def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
     _write_json(out / "results" / f"{example.stem}.json",
                 localize_one(example, localizer, out, max_pixels))
   records = [json.loads((out / "results" / f"{e.stem}.json").read_text()) for e in examples]
-  summarize(examples, records, out, title)
+  summarize(examples, records, out, title, settings)
   return records
 
 
 def summarize(examples: list[datasets.Example], records: list[dict[str, Any]],
-              out: pathlib.Path, title: str) -> None:
+              out: pathlib.Path, title: str, settings: dict[str, Any]) -> None:
   with (out / "scores.csv").open("w", newline="") as f:
     writer = csv.writer(f)
     writer.writerow(["stem", "score"])
@@ -157,5 +158,4 @@ def summarize(examples: list[datasets.Example], records: list[dict[str, Any]],
       dataset.add(heat, mask=example.mask, label=example.spliced, score=record["score"])
   if any(example.mask_path is not None for example in examples):
     _write_json(out / "metrics.json", dataset.result())
-  report.write(out, records, title=title,
-               settings=json.loads((out / "settings.json").read_text()))
+  report.write(out, records, title=title, settings=settings)

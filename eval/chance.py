@@ -20,6 +20,7 @@ from absl import app
 from absl import flags
 
 from eval import datasets
+from eval import maps
 from eval import metrics as metrics_lib
 
 _DRAWS = flags.DEFINE_integer("draws", 5, "Random maps per image.")
@@ -30,9 +31,7 @@ SMOOTHNESS = 1 / 16  # Gaussian sigma as a fraction of the long side: blobs of p
 def smooth_random_map(shape: Sequence[int], rng: np.random.Generator) -> np.ndarray:
   """float32 map in [0, 1]: Gaussian-filtered white noise, as blobby as a consistency map."""
   noise = rng.standard_normal(shape[:2]).astype(np.float32)
-  smooth = cv2.GaussianBlur(noise, (0, 0), max(shape[:2]) * SMOOTHNESS)
-  span = smooth.max() - smooth.min()
-  return (smooth - smooth.min()) / span if span > 0 else np.zeros_like(smooth)
+  return maps.stretched(cv2.GaussianBlur(noise, (0, 0), max(shape[:2]) * SMOOTHNESS))
 
 
 def chance_metrics(examples: Sequence[datasets.Example], draws: int = 5,

@@ -42,6 +42,14 @@ class ConsistencyMap:
   members: np.ndarray
 
 
+def stretched(heat: np.ndarray) -> np.ndarray:
+  """The map scaled to its own [min, max], as the original demo displays it: a weak model's
+  maps sit in a narrow band around 0.5 whose structure the absolute scale hides. A flat map
+  stays flat (all 0)."""
+  low, high = float(heat.min()), float(heat.max())
+  return (heat - low) / (high - low) if high > low else np.zeros_like(heat)
+
+
 def patch_average(values: np.ndarray | jax.Array, coords: np.ndarray,
                   image_shape: Sequence[int], out_shape: Sequence[int],
                   patch_size: int = PATCH_SIZE) -> jax.Array:

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from eval import image_io
+from eval import maps
 from exif_jax import exif_attrs
 
 THUMBNAIL = 384
@@ -27,14 +28,6 @@ _LUT = np.stack([np.interp(_LEVELS, np.arange(len(_RAMP)), _RAMP[:, c]) for c in
 def heatmap_rgb(heat: np.ndarray) -> np.ndarray:
   """float HxW in [0, 1] -> uint8 HxWx3 through the colour ramp."""
   return _LUT[np.rint(np.clip(heat, 0, 1) * 255).astype(np.uint8)]
-
-
-def stretched(heat: np.ndarray) -> np.ndarray:
-  """The map scaled to its own [min, max], as the original demo displays it: a weak model's
-  maps sit in a narrow band around 0.5 whose structure the absolute scale hides. A flat map
-  stays flat (all 0)."""
-  low, high = float(heat.min()), float(heat.max())
-  return (heat - low) / (high - low) if high > low else np.zeros_like(heat)
 
 
 def _thumbnail(pixels: np.ndarray) -> np.ndarray:
@@ -58,7 +51,7 @@ def _panels(out: pathlib.Path, record: dict[str, Any]) -> list[str]:
   stem = record["stem"]
   original = _thumbnail(image_io.load_image(record["image"]))  # Panels are thumbnails.
   heat = np.load(out / "maps" / f"{stem}.npy")
-  heat_rgb = np.asarray(Image.fromarray(heatmap_rgb(stretched(heat))).resize(
+  heat_rgb = np.asarray(Image.fromarray(heatmap_rgb(maps.stretched(heat))).resize(
       original.shape[1::-1]))
   overlay = (0.45 * original + 0.55 * heat_rgb).astype(np.uint8)
   caption = f"heatmap overlay (colours span {heat.min():.2f} to {heat.max():.2f})"

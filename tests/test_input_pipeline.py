@@ -207,7 +207,7 @@ def test_batches_have_the_contracted_shapes_and_labels(shards_dir):
   post_b = np.concatenate([b["post_b"] for b in batches])
   assert post_a.shape == post_b.shape == (64, augment.NUM_OPS)
   np.testing.assert_array_equal(post, post_a == post_b)
-  sizes = [len(members) for members in augment.Options.from_config(config.data).sets]
+  sizes = augment.Options.from_config(config.data).set_sizes
   assert (post_a >= 0).all() and (post_a < sizes).all() and (post_b < sizes).all()
   assert all(len(np.unique(post_a[:, op])) > 1 for op in range(augment.NUM_OPS))
 

@@ -120,3 +120,9 @@ def test_ncuts_on_a_constant_matrix_cuts_nothing():
   coords = patch_grid.grid_coords((300, 400))
   segmentation = ncuts.normalized_cuts(np.full((len(coords),) * 2, 0.5), coords, (300, 400))
   assert not segmentation.labels.any() and not segmentation.map.any()
+
+
+def test_stretched_map_spans_zero_to_one_and_a_flat_map_stays_flat():
+  heat = np.array([[0.42, 0.45], [0.48, 0.51]], np.float32)
+  np.testing.assert_allclose(maps.stretched(heat), [[0, 1 / 3], [2 / 3, 1]], atol=1e-6)
+  np.testing.assert_array_equal(maps.stretched(np.full((3, 3), 0.5)), 0)
