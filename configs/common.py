@@ -41,6 +41,9 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
   model.head_widths = (4096, 2048, 1024)
   model.num_attributes = 83
   model.classifier_width = 512
+  # Fixed SRM high-pass residuals beside RGB at the root conv (models/noise_residuals.py);
+  # off in the paper.
+  model.noise_residuals = False
   model.dtype = "float32"  # Compute dtype; "bfloat16" on accelerators. Params stay float32.
   # An auxiliary per-patch head that names each patch's own post-processing: the member
   # counts of data.jpeg_qualities, blur_sigmas, resize_factors; () = none, as in the paper.

@@ -1,5 +1,7 @@
 """Orbax checkpoints: what a run saves, what `restore` gives back, and what it refuses."""
 
+import json
+
 import grain
 import jax
 import numpy as np
@@ -104,6 +106,15 @@ def test_restore_run_refuses_another_model_or_stage(saved_run):
   with checkpointing.manager(workdir, stage_two) as mngr:
     with pytest.raises(ValueError, match="stage: checkpoint 'exif', config 'classifier'"):
       checkpointing.restore_run(mngr, model, optimizer, data_iterator(), stage_two)
+
+
+def test_checkpoints_older_than_a_model_option_mean_its_default():
+  config = tiny_config()
+  older = json.loads(json.dumps(config.to_dict()))  # As a checkpoint holds it.
+  del older["model"]["noise_residuals"]  # Saved before the option existed.
+  checkpointing.check_compatible(older, config)
+  with pytest.raises(ValueError, match="model.noise_residuals: checkpoint False, config True"):
+    checkpointing.check_compatible(older, tiny_config(noise_residuals=True))
 
 
 def test_no_checkpoint_is_a_clear_error(tmp_path):

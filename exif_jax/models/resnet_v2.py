@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from exif_jax.models import noise_residuals as residuals_lib
+
 # depth -> (units per block, bottleneck units?)
 STAGES: dict[int, tuple[tuple[int, ...], bool]] = {
     18: ((2, 2, 2, 2), False),
@@ -95,16 +97,19 @@ class ResNetV2(nnx.Module):
 
   `dtype` is the compute dtype (e.g. jnp.bfloat16); parameters stay float32. Batch norm
   uses batch statistics after `model.train()` and running averages after `model.eval()`.
+  With `noise_residuals` the root conv also sees fixed high-pass residuals of the image.
   """
 
-  def __init__(self, depth: int = 50, width: int = 64, *, dtype: Any = jnp.float32,
-               rngs: nnx.Rngs):
+  def __init__(self, depth: int = 50, width: int = 64, *, noise_residuals: bool = False,
+               dtype: Any = jnp.float32, rngs: nnx.Rngs):
     if depth not in STAGES:
       raise ValueError(f"ResNet v2 depth must be one of {sorted(STAGES)}, got {depth}")
     units, bottleneck = STAGES[depth]
     expansion = BOTTLENECK_EXPANSION if bottleneck else 1
     self.dtype = dtype
-    self.conv1 = _conv(3, width, 7, 2, use_bias=True, dtype=dtype, rngs=rngs)
+    self.noise_residuals = noise_residuals
+    in_channels = 3 + (residuals_lib.NUM_CHANNELS if noise_residuals else 0)
+    self.conv1 = _conv(in_channels, width, 7, 2, use_bias=True, dtype=dtype, rngs=rngs)
     blocks = []
     in_features = width
     for i, num_units in enumerate(units):
@@ -122,6 +127,8 @@ class ResNetV2(nnx.Module):
     self.out_features = in_features
 
   def __call__(self, x: jax.Array) -> jax.Array:
+    if self.noise_residuals:
+      x = jnp.concatenate([x, residuals_lib.noise_residuals(x)], axis=-1)
     x = self.conv1(x.astype(self.dtype))
     x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
     for block in self.blocks:

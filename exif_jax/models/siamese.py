@@ -64,7 +64,10 @@ class ExifConsistencyModel(nnx.Module):
       raise ValueError("head_widths needs at least one layer: the first one is split")
     self.dtype = jnp.dtype(config.dtype)
     self.feature_dim = config.feature_dim
-    self.backbone = ResNetV2(config.depth, config.width, dtype=self.dtype, rngs=rngs)
+    # Checkpoints saved before the option existed have no such field.
+    self.backbone = ResNetV2(config.depth, config.width,
+                             noise_residuals=config.get("noise_residuals", False),
+                             dtype=self.dtype, rngs=rngs)
     self.feature = nnx.Linear(self.backbone.out_features, config.feature_dim,
                               dtype=self.dtype, rngs=rngs)
     widths = (2 * config.feature_dim, *config.head_widths, config.num_attributes)
