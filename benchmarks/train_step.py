@@ -2,7 +2,8 @@
 
 Prints JSON per config (the CPU config, with and without noise residuals, and the paper's
 ResNet-50 at a small batch): step time, pairs/s, model FLOPs per step (XLA cost analysis),
-achieved FLOP/s and its ratio to a float32 matmul peak measured in the same run. Random inputs: no data on disk is read.
+achieved FLOP/s and its ratio to a float32 matmul peak measured in the same run. Random
+inputs: no data on disk is read.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def measure(config, steps: int, peak: float) -> dict[str, float]:
 
   seconds = common.seconds_per_call(one_step, steps)
   return {"depth": config.model.depth, "width": config.model.width,
-          "noise_residuals": config.model.noise_residuals, "dtype": config.model.dtype, "batch_size": config.train.batch_size,
+          "noise_residuals": config.model.noise_residuals, "dtype": config.model.dtype,
+          "batch_size": config.train.batch_size,
           "compile_s": compile_s, "step_s": seconds,
           "pairs_per_s": config.train.batch_size / seconds, "flops_per_step": flops,
           "achieved_flops_per_s": flops / seconds,

@@ -76,19 +76,16 @@ def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
   return flat
 
 
-# Model options newer than some checkpoints, and what their absence means (the models read
-# the same defaults from such a config).
-ABSENT_MODEL_FIELDS = {"model.post_processing_classes": [], "model.noise_residuals": False}
-
-
 def check_compatible(saved: dict[str, Any], config: ml_collections.ConfigDict,
                      fields: Sequence[str] = ("model",)) -> None:
   """Refuses a checkpoint whose `fields` (config sections or keys) differ from the config's.
 
-  The error names each mismatch, e.g. "model.width: checkpoint 4, config 8".
+  The error names each mismatch, e.g. "model.width: checkpoint 4, config 8". A model option
+  newer than the checkpoint counts as its default there, as the model reads it.
   """
   wanted = json.loads(json.dumps(config.to_dict()))  # Tuples -> lists, as saved.
-  saved, wanted = {**ABSENT_MODEL_FIELDS, **_flat(saved)}, _flat(wanted)
+  absent = json.loads(json.dumps({"model": models.OPTIONAL_FIELDS}))
+  saved, wanted = {**_flat(absent), **_flat(saved)}, _flat(wanted)
   names = sorted(name for name in saved.keys() | wanted.keys()
                  if any(name == f or name.startswith(f + ".") for f in fields))
   mismatches = [f"{name}: checkpoint {saved.get(name)!r}, config {wanted.get(name)!r}"

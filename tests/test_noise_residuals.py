@@ -1,13 +1,13 @@
 """The fixed high-pass residuals: they drop smooth content and show re-JPEG's block grid."""
 
-import cv2
 import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
+from exif_jax import augment
 from exif_jax.models import scale_patches
 from exif_jax.models.noise_residuals import noise_residuals
-from tests.test_models import make_model, random_patches, small_config
+from test_models import make_model, random_patches, small_config
 
 ROW_RESIDUAL = 2  # [1, -2, 1] along x: a step between two columns shows in both.
 
@@ -17,11 +17,6 @@ def photo_patch(photos_dir, size=128, offset=4) -> np.ndarray:
   image = np.asarray(Image.open(sorted(photos_dir.rglob("*.JPG"))[0]).convert("RGB"))
   y, x = 8 * (image.shape[0] // 16), 8 * (image.shape[1] // 16) + offset
   return np.ascontiguousarray(image[y:y + size, x:x + size])
-
-
-def rejpeg(patch: np.ndarray, quality: int) -> np.ndarray:
-  _, encoded = cv2.imencode(".jpg", patch[..., ::-1], (cv2.IMWRITE_JPEG_QUALITY, quality))
-  return np.ascontiguousarray(cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1])
 
 
 def residuals_of(patch: np.ndarray) -> np.ndarray:
@@ -53,7 +48,8 @@ def test_rejpeg_grid_shows_in_the_residual(photos_dir):
   assert 0.0 < np.abs(residual).mean() < 0.9  # Clipped traces, not saturated content.
   # The camera's own grid sits 4 columns off the patch's, so mid-block columns are its edges.
   assert boundary_ratio(residual[..., ROW_RESIDUAL]) < 0.8
-  recompressed = residuals_of(rejpeg(patch, 70))  # The patch's own grid now dominates.
+  # Re-JPEG as training does: the patch's own grid now dominates.
+  recompressed = residuals_of(augment._rejpeg(patch, 70))  # pylint: disable=protected-access
   assert boundary_ratio(recompressed[..., ROW_RESIDUAL]) > 2.0
 
 

@@ -26,10 +26,8 @@ _SECOND_ORDER_ROW = np.array([[1, -2, 1]]) / 2
 
 def _kernels() -> np.ndarray:
   """The three kernels, zero-padded to 5x5, as an HWIO conv kernel [5, 5, 1, 3]."""
-  padded = []
-  for kernel in (_SECOND_ORDER_SQUARE, _EDGE_5X5, _SECOND_ORDER_ROW):
-    dy, dx = (5 - kernel.shape[0]) // 2, (5 - kernel.shape[1]) // 2
-    padded.append(np.pad(kernel, ((dy, 5 - kernel.shape[0] - dy), (dx, 5 - kernel.shape[1] - dx))))
+  padded = [np.pad(kernel, [((5 - n) // 2, (5 - n) - (5 - n) // 2) for n in kernel.shape])
+            for kernel in (_SECOND_ORDER_SQUARE, _EDGE_5X5, _SECOND_ORDER_ROW)]
   return np.stack(padded, axis=-1)[:, :, None, :].astype(np.float32)
 
 

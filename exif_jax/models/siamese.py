@@ -28,6 +28,10 @@ from flax import nnx
 from exif_jax.models.resnet_v2 import ResNetV2
 
 
+# Model options newer than some saved configs, and what their absence means.
+OPTIONAL_FIELDS = {"noise_residuals": False, "post_processing_classes": ()}
+
+
 def scale_patches(patches: jax.Array) -> jax.Array:
   """Pixel values in [0, 255] (uint8 or float) -> float32 in [-1, 1], as the paper's input."""
   return patches.astype(jnp.float32) / 127.5 - 1.0
@@ -64,10 +68,10 @@ class ExifConsistencyModel(nnx.Module):
       raise ValueError("head_widths needs at least one layer: the first one is split")
     self.dtype = jnp.dtype(config.dtype)
     self.feature_dim = config.feature_dim
-    # Checkpoints saved before the option existed have no such field.
+    options = {name: config.get(name, default) for name, default in OPTIONAL_FIELDS.items()}
     self.backbone = ResNetV2(config.depth, config.width,
-                             noise_residuals=config.get("noise_residuals", False),
-                             dtype=self.dtype, rngs=rngs)
+                             noise_residuals=options["noise_residuals"], dtype=self.dtype,
+                             rngs=rngs)
     self.feature = nnx.Linear(self.backbone.out_features, config.feature_dim,
                               dtype=self.dtype, rngs=rngs)
     widths = (2 * config.feature_dim, *config.head_widths, config.num_attributes)
@@ -75,8 +79,7 @@ class ExifConsistencyModel(nnx.Module):
         nnx.Linear(i, o, dtype=self.dtype, rngs=rngs) for i, o in zip(widths[:-1], widths[1:])])
     self.classifier = ConsistencyClassifier(
         config.num_attributes, config.classifier_width, dtype=self.dtype, rngs=rngs)
-    # Checkpoints saved before the auxiliary head existed have no such field.
-    self.post_processing_classes = tuple(config.get("post_processing_classes", ()))
+    self.post_processing_classes = tuple(options["post_processing_classes"])
     self.post_processing = (
         nnx.Linear(config.feature_dim, sum(self.post_processing_classes), dtype=self.dtype,
                    rngs=rngs) if self.post_processing_classes else None)
