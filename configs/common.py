@@ -44,6 +44,10 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
   # Fixed SRM high-pass residuals beside RGB at the root conv (models/noise_residuals.py);
   # off in the paper.
   model.noise_residuals = False
+  # Width of a second ResNet on those residuals alone (0 = none): the noise stream of
+  # Zhou et al. 2018. Half the feature comes from it, and the auxiliary post-processing head
+  # reads only that half.
+  model.noise_stream_width = 0
   model.dtype = "float32"  # Compute dtype; "bfloat16" on accelerators. Params stay float32.
   # An auxiliary per-patch head that names each patch's own post-processing: the member
   # counts of data.jpeg_qualities, blur_sigmas, resize_factors; () = none, as in the paper.

@@ -111,10 +111,13 @@ def test_restore_run_refuses_another_model_or_stage(saved_run):
 def test_checkpoints_older_than_a_model_option_mean_its_default():
   config = tiny_config()
   older = json.loads(json.dumps(config.to_dict()))  # As a checkpoint holds it.
-  del older["model"]["noise_residuals"]  # Saved before the option existed.
+  del older["model"]["noise_residuals"]  # Saved before the options existed.
+  del older["model"]["noise_stream_width"]
   checkpointing.check_compatible(older, config)
   with pytest.raises(ValueError, match="model.noise_residuals: checkpoint False, config True"):
     checkpointing.check_compatible(older, tiny_config(noise_residuals=True))
+  with pytest.raises(ValueError, match="model.noise_stream_width: checkpoint 0, config 8"):
+    checkpointing.check_compatible(older, tiny_config(noise_stream_width=8))
 
 
 def test_no_checkpoint_is_a_clear_error(tmp_path):

@@ -97,18 +97,21 @@ class ResNetV2(nnx.Module):
 
   `dtype` is the compute dtype (e.g. jnp.bfloat16); parameters stay float32. Batch norm
   uses batch statistics after `model.train()` and running averages after `model.eval()`.
-  With `noise_residuals` the root conv also sees fixed high-pass residuals of the image.
+  With `noise_residuals` the root conv also sees fixed high-pass residuals of the image; with
+  `residuals_only` it sees them instead of the colours (a noise stream).
   """
 
   def __init__(self, depth: int = 50, width: int = 64, *, noise_residuals: bool = False,
-               dtype: Any = jnp.float32, rngs: nnx.Rngs):
+               residuals_only: bool = False, dtype: Any = jnp.float32, rngs: nnx.Rngs):
     if depth not in STAGES:
       raise ValueError(f"ResNet v2 depth must be one of {sorted(STAGES)}, got {depth}")
     units, bottleneck = STAGES[depth]
     expansion = BOTTLENECK_EXPANSION if bottleneck else 1
     self.dtype = dtype
-    self.noise_residuals = noise_residuals
-    in_channels = 3 + (residuals_lib.NUM_CHANNELS if noise_residuals else 0)
+    self.noise_residuals = noise_residuals or residuals_only
+    self.residuals_only = residuals_only
+    in_channels = ((0 if residuals_only else 3)
+                   + (residuals_lib.NUM_CHANNELS if self.noise_residuals else 0))
     self.conv1 = _conv(in_channels, width, 7, 2, use_bias=True, dtype=dtype, rngs=rngs)
     blocks = []
     in_features = width
@@ -127,7 +130,9 @@ class ResNetV2(nnx.Module):
     self.out_features = in_features
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    if self.noise_residuals:
+    if self.residuals_only:
+      x = residuals_lib.noise_residuals(x)
+    elif self.noise_residuals:
       x = jnp.concatenate([x, residuals_lib.noise_residuals(x)], axis=-1)
     x = self.conv1(x.astype(self.dtype))
     x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")

@@ -29,7 +29,8 @@ from exif_jax.models.resnet_v2 import ResNetV2
 
 
 # Model options newer than some saved configs, and what their absence means.
-OPTIONAL_FIELDS = {"noise_residuals": False, "post_processing_classes": ()}
+OPTIONAL_FIELDS = {"noise_residuals": False, "noise_stream_width": 0,
+                   "post_processing_classes": ()}
 
 
 def scale_patches(patches: jax.Array) -> jax.Array:
@@ -72,21 +73,38 @@ class ExifConsistencyModel(nnx.Module):
     self.backbone = ResNetV2(config.depth, config.width,
                              noise_residuals=options["noise_residuals"], dtype=self.dtype,
                              rngs=rngs)
-    self.feature = nnx.Linear(self.backbone.out_features, config.feature_dim,
-                              dtype=self.dtype, rngs=rngs)
+    # With a noise stream the feature is [colour part, noise part], a half each; the
+    # auxiliary head reads only the noise part, so naming post-processing shapes the noise
+    # stream and leaves the colour stream to the camera attributes.
+    noise_width = options["noise_stream_width"]
+    self.noise_stream = (ResNetV2(config.depth, noise_width, residuals_only=True,
+                                  dtype=self.dtype, rngs=rngs) if noise_width else None)
+    noise_dim = config.feature_dim // 2 if noise_width else 0
+    self.noise_feature = (nnx.Linear(self.noise_stream.out_features, noise_dim,
+                                     dtype=self.dtype, rngs=rngs) if noise_width else None)
+    colour_dim = config.feature_dim - noise_dim
+    self.feature = nnx.Linear(self.backbone.out_features, colour_dim, dtype=self.dtype,
+                              rngs=rngs)
     widths = (2 * config.feature_dim, *config.head_widths, config.num_attributes)
     self.head = nnx.List([
         nnx.Linear(i, o, dtype=self.dtype, rngs=rngs) for i, o in zip(widths[:-1], widths[1:])])
     self.classifier = ConsistencyClassifier(
         config.num_attributes, config.classifier_width, dtype=self.dtype, rngs=rngs)
     self.post_processing_classes = tuple(options["post_processing_classes"])
+    # Where in the feature the auxiliary head reads.
+    self.post_processing_start = colour_dim if self.noise_stream else 0
     self.post_processing = (
-        nnx.Linear(config.feature_dim, sum(self.post_processing_classes), dtype=self.dtype,
-                   rngs=rngs) if self.post_processing_classes else None)
+        nnx.Linear(config.feature_dim - self.post_processing_start,
+                   sum(self.post_processing_classes), dtype=self.dtype, rngs=rngs)
+        if self.post_processing_classes else None)
 
   def features(self, patches: jax.Array) -> jax.Array:
     """Patches [N, 128, 128, 3] in [0, 255] -> features [N, feature_dim] float32."""
-    return self.feature(self.backbone(scale_patches(patches))).astype(jnp.float32)
+    x = scale_patches(patches)
+    features = self.feature(self.backbone(x))
+    if self.noise_stream:
+      features = jnp.concatenate([features, self.noise_feature(self.noise_stream(x))], axis=-1)
+    return features.astype(jnp.float32)
 
   def project(self, features: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Features [N, F] -> (a, b), each [N, head_widths[0]]: f @ W_a + bias and f @ W_b.
@@ -128,7 +146,8 @@ class ExifConsistencyModel(nnx.Module):
   def post_processing_logits(self, features: jax.Array) -> list[jax.Array]:
     """Features [N, F] -> per post-processing op, [N, members] float32 logits of the member
     each patch received (the auxiliary head; only when post_processing_classes is set)."""
-    logits = self.post_processing(features.astype(self.dtype)).astype(jnp.float32)
+    features = features[:, self.post_processing_start:].astype(self.dtype)
+    logits = self.post_processing(features).astype(jnp.float32)
     return jnp.split(logits, np.cumsum(self.post_processing_classes)[:-1], axis=-1)
 
   def consistency_logit(self, exif_logits: jax.Array) -> jax.Array:
