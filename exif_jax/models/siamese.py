@@ -13,6 +13,7 @@ Parameter names, and the TF1 checkpoint variables they correspond to:
   feature       resnet_v2_50/logits     (1x1 conv there, a Linear here)
   head[i]       predict/fc/fc_{i+1}; the last one, head[-1], is predict/fc_out
   classifier    classify/fc/fc_1 (classifier.hidden), classify/fc_out (classifier.out)
+  noise_stream, noise_feature, post_processing: options with no TF1 counterpart
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class ExifConsistencyModel(nnx.Module):
         config.num_attributes, config.classifier_width, dtype=self.dtype, rngs=rngs)
     self.post_processing_classes = tuple(options["post_processing_classes"])
     # Where in the feature the auxiliary head reads.
-    self.post_processing_start = colour_dim if self.noise_stream else 0
+    self.post_processing_start = colour_dim if self.noise_stream is not None else 0
     self.post_processing = (
         nnx.Linear(config.feature_dim - self.post_processing_start,
                    sum(self.post_processing_classes), dtype=self.dtype, rngs=rngs)
@@ -102,7 +103,7 @@ class ExifConsistencyModel(nnx.Module):
     """Patches [N, 128, 128, 3] in [0, 255] -> features [N, feature_dim] float32."""
     x = scale_patches(patches)
     features = self.feature(self.backbone(x))
-    if self.noise_stream:
+    if self.noise_stream is not None:
       features = jnp.concatenate([features, self.noise_feature(self.noise_stream(x))], axis=-1)
     return features.astype(jnp.float32)
 
