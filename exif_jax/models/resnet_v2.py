@@ -108,10 +108,12 @@ class ResNetV2(nnx.Module):
     units, bottleneck = STAGES[depth]
     expansion = BOTTLENECK_EXPANSION if bottleneck else 1
     self.dtype = dtype
-    self.noise_residuals = noise_residuals or residuals_only
+    self.noise_residuals = noise_residuals
     self.residuals_only = residuals_only
-    in_channels = ((0 if residuals_only else 3)
-                   + (residuals_lib.NUM_CHANNELS if self.noise_residuals else 0))
+    if residuals_only:
+      in_channels = residuals_lib.NUM_CHANNELS
+    else:
+      in_channels = 3 + (residuals_lib.NUM_CHANNELS if noise_residuals else 0)
     self.conv1 = _conv(in_channels, width, 7, 2, use_bias=True, dtype=dtype, rngs=rngs)
     blocks = []
     in_features = width
