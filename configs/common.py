@@ -48,6 +48,8 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
   # Zhou et al. 2018. Half the feature comes from it, and the auxiliary post-processing head
   # reads only that half.
   model.noise_stream_width = 0
+  # What that stream sees: "residuals" (as in RGB-N) or "colour_and_residuals".
+  model.noise_stream_inputs = "residuals"
   model.dtype = "float32"  # Compute dtype; "bfloat16" on accelerators. Params stay float32.
   # An auxiliary per-patch head that names each patch's own post-processing: the member
   # counts of data.jpeg_qualities, blur_sigmas, resize_factors; () = none, as in the paper.

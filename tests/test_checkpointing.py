@@ -113,11 +113,15 @@ def test_checkpoints_older_than_a_model_option_mean_its_default():
   older = json.loads(json.dumps(config.to_dict()))  # As a checkpoint holds it.
   del older["model"]["noise_residuals"]  # Saved before the options existed.
   del older["model"]["noise_stream_width"]
+  del older["model"]["noise_stream_inputs"]
   checkpointing.check_compatible(older, config)
   with pytest.raises(ValueError, match="model.noise_residuals: checkpoint False, config True"):
     checkpointing.check_compatible(older, tiny_config(noise_residuals=True))
   with pytest.raises(ValueError, match="model.noise_stream_width: checkpoint 0, config 8"):
     checkpointing.check_compatible(older, tiny_config(noise_stream_width=8))
+  with pytest.raises(ValueError, match="model.noise_stream_inputs: checkpoint 'residuals', "
+                                       "config 'colour_and_residuals'"):
+    checkpointing.check_compatible(older, tiny_config(noise_stream_inputs="colour_and_residuals"))
 
 
 def test_no_checkpoint_is_a_clear_error(tmp_path):

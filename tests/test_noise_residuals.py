@@ -4,6 +4,7 @@ the noise stream that sees only them."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 from PIL import Image
 
@@ -112,3 +113,17 @@ def test_post_processing_head_trains_only_the_noise_stream():
   assert largest_gradient(post_processing, "noise_stream") > 0.0
   assert largest_gradient(attributes, "backbone") > 0.0
   assert largest_gradient(attributes, "noise_stream") > 0.0
+
+
+def test_noise_stream_may_see_colours_beside_residuals(photos_dir):
+  config = small_config(18)
+  config.noise_stream_width = 4
+  config.noise_stream_inputs = "colour_and_residuals"
+  model = make_model(config)
+  assert model.noise_stream.conv1.kernel.shape[2] == 6
+  patch = np.clip(photo_patch(photos_dir), 0, 215)
+  features = np.asarray(model.features(np.stack([patch, patch + 40])))
+  assert np.abs(features[0, 8:] - features[1, 8:]).max() > 1e-2  # Brightness now shows.
+  config.noise_stream_inputs = "rgb"
+  with pytest.raises(ValueError, match="inputs must be one of .* got 'rgb'"):
+    make_model(config)

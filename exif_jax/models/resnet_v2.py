@@ -34,6 +34,9 @@ STAGES: dict[int, tuple[tuple[int, ...], bool]] = {
     152: ((3, 8, 36, 3), True),
 }
 BOTTLENECK_EXPANSION = 4
+# What the root conv may see -> its input channels.
+INPUTS = {"colour": 3, "colour_and_residuals": 3 + residuals_lib.NUM_CHANNELS,
+          "residuals": residuals_lib.NUM_CHANNELS}
 
 # As in the Flax ImageNet example. slim's 0.997 averages over ~300 steps: too slow for short runs.
 BN_MOMENTUM = 0.9
@@ -97,24 +100,21 @@ class ResNetV2(nnx.Module):
 
   `dtype` is the compute dtype (e.g. jnp.bfloat16); parameters stay float32. Batch norm
   uses batch statistics after `model.train()` and running averages after `model.eval()`.
-  With `noise_residuals` the root conv also sees fixed high-pass residuals of the image; with
-  `residuals_only` it sees them instead of the colours (a noise stream).
+  `inputs` (one of INPUTS) is what the root conv sees: the colours, the colours and fixed
+  high-pass residuals of the image beside them, or the residuals alone (a noise stream).
   """
 
-  def __init__(self, depth: int = 50, width: int = 64, *, noise_residuals: bool = False,
-               residuals_only: bool = False, dtype: Any = jnp.float32, rngs: nnx.Rngs):
+  def __init__(self, depth: int = 50, width: int = 64, *, inputs: str = "colour",
+               dtype: Any = jnp.float32, rngs: nnx.Rngs):
+    if inputs not in INPUTS:
+      raise ValueError(f"ResNet v2 inputs must be one of {sorted(INPUTS)}, got {inputs!r}")
     if depth not in STAGES:
       raise ValueError(f"ResNet v2 depth must be one of {sorted(STAGES)}, got {depth}")
     units, bottleneck = STAGES[depth]
     expansion = BOTTLENECK_EXPANSION if bottleneck else 1
     self.dtype = dtype
-    self.noise_residuals = noise_residuals
-    self.residuals_only = residuals_only
-    if residuals_only:
-      in_channels = residuals_lib.NUM_CHANNELS
-    else:
-      in_channels = 3 + (residuals_lib.NUM_CHANNELS if noise_residuals else 0)
-    self.conv1 = _conv(in_channels, width, 7, 2, use_bias=True, dtype=dtype, rngs=rngs)
+    self.inputs = inputs
+    self.conv1 = _conv(INPUTS[inputs], width, 7, 2, use_bias=True, dtype=dtype, rngs=rngs)
     blocks = []
     in_features = width
     for i, num_units in enumerate(units):
@@ -132,9 +132,9 @@ class ResNetV2(nnx.Module):
     self.out_features = in_features
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    if self.residuals_only:
+    if self.inputs == "residuals":
       x = residuals_lib.noise_residuals(x)
-    elif self.noise_residuals:
+    elif self.inputs == "colour_and_residuals":
       x = jnp.concatenate([x, residuals_lib.noise_residuals(x)], axis=-1)
     x = self.conv1(x.astype(self.dtype))
     x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")

@@ -31,7 +31,7 @@ from exif_jax.models.resnet_v2 import ResNetV2
 
 # Model options newer than some saved configs, and what their absence means.
 OPTIONAL_FIELDS = {"noise_residuals": False, "noise_stream_width": 0,
-                   "post_processing_classes": ()}
+                   "noise_stream_inputs": "residuals", "post_processing_classes": ()}
 
 
 def scale_patches(patches: jax.Array) -> jax.Array:
@@ -71,15 +71,17 @@ class ExifConsistencyModel(nnx.Module):
     self.dtype = jnp.dtype(config.dtype)
     self.feature_dim = config.feature_dim
     options = {name: config.get(name, default) for name, default in OPTIONAL_FIELDS.items()}
-    self.backbone = ResNetV2(config.depth, config.width,
-                             noise_residuals=options["noise_residuals"], dtype=self.dtype,
-                             rngs=rngs)
+    self.backbone = ResNetV2(
+        config.depth, config.width,
+        inputs="colour_and_residuals" if options["noise_residuals"] else "colour",
+        dtype=self.dtype, rngs=rngs)
     # With a noise stream the feature is [colour part, noise part], a half each; the
     # auxiliary head reads only the noise part, so naming post-processing shapes the noise
     # stream and leaves the colour stream to the camera attributes.
     noise_width = options["noise_stream_width"]
-    self.noise_stream = (ResNetV2(config.depth, noise_width, residuals_only=True,
-                                  dtype=self.dtype, rngs=rngs) if noise_width else None)
+    self.noise_stream = (ResNetV2(config.depth, noise_width,
+                                  inputs=options["noise_stream_inputs"], dtype=self.dtype,
+                                  rngs=rngs) if noise_width else None)
     noise_dim = config.feature_dim // 2 if noise_width else 0
     self.noise_feature = (nnx.Linear(self.noise_stream.out_features, noise_dim,
                                      dtype=self.dtype, rngs=rngs) if noise_width else None)
