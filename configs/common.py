@@ -54,6 +54,9 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
   # An auxiliary per-patch head that names each patch's own post-processing: the member
   # counts of data.jpeg_qualities, blur_sigmas, resize_factors; () = none, as in the paper.
   model.post_processing_classes = ()
+  # The post-processing attributes' "same or not" logits come from those per-patch
+  # predictions (the chance both patches got the same member), not from the pair head.
+  model.post_processing_from_posteriors = False
   model.update(overrides)
   return model
 

@@ -114,6 +114,7 @@ def test_checkpoints_older_than_a_model_option_mean_its_default():
   del older["model"]["noise_residuals"]  # Saved before the options existed.
   del older["model"]["noise_stream_width"]
   del older["model"]["noise_stream_inputs"]
+  del older["model"]["post_processing_from_posteriors"]
   checkpointing.check_compatible(older, config)
   with pytest.raises(ValueError, match="model.noise_residuals: checkpoint False, config True"):
     checkpointing.check_compatible(older, tiny_config(noise_residuals=True))
@@ -122,6 +123,8 @@ def test_checkpoints_older_than_a_model_option_mean_its_default():
   with pytest.raises(ValueError, match="model.noise_stream_inputs: checkpoint 'residuals', "
                                        "config 'colour_and_residuals'"):
     checkpointing.check_compatible(older, tiny_config(noise_stream_inputs="colour_and_residuals"))
+  with pytest.raises(ValueError, match="post_processing_from_posteriors: checkpoint False"):
+    checkpointing.check_compatible(older, tiny_config(post_processing_from_posteriors=True))
 
 
 def test_no_checkpoint_is_a_clear_error(tmp_path):

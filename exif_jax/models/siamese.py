@@ -31,7 +31,8 @@ from exif_jax.models.resnet_v2 import ResNetV2
 
 # Model options newer than some saved configs, and what their absence means.
 OPTIONAL_FIELDS = {"noise_residuals": False, "noise_stream_width": 0,
-                   "noise_stream_inputs": "residuals", "post_processing_classes": ()}
+                   "noise_stream_inputs": "residuals", "post_processing_classes": (),
+                   "post_processing_from_posteriors": False}
 
 
 def scale_patches(patches: jax.Array) -> jax.Array:
@@ -88,12 +89,19 @@ class ExifConsistencyModel(nnx.Module):
     colour_dim = config.feature_dim - noise_dim
     self.feature = nnx.Linear(self.backbone.out_features, colour_dim, dtype=self.dtype,
                               rngs=rngs)
-    widths = (2 * config.feature_dim, *config.head_widths, config.num_attributes)
+    self.post_processing_classes = tuple(options["post_processing_classes"])
+    self.from_posteriors = options["post_processing_from_posteriors"]
+    if self.from_posteriors and not self.post_processing_classes:
+      raise ValueError("post_processing_from_posteriors needs post_processing_classes")
+    # With posteriors the head predicts only the EXIF attributes; the post-processing ones,
+    # last in the attribute order, come from the auxiliary head.
+    head_outputs = config.num_attributes - (
+        len(self.post_processing_classes) if self.from_posteriors else 0)
+    widths = (2 * config.feature_dim, *config.head_widths, head_outputs)
     self.head = nnx.List([
         nnx.Linear(i, o, dtype=self.dtype, rngs=rngs) for i, o in zip(widths[:-1], widths[1:])])
     self.classifier = ConsistencyClassifier(
         config.num_attributes, config.classifier_width, dtype=self.dtype, rngs=rngs)
-    self.post_processing_classes = tuple(options["post_processing_classes"])
     # Where in the feature the auxiliary head reads.
     self.post_processing_start = colour_dim if self.noise_stream is not None else 0
     self.post_processing = (
@@ -110,23 +118,33 @@ class ExifConsistencyModel(nnx.Module):
     return features.astype(jnp.float32)
 
   def project(self, features: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Features [N, F] -> (a, b), each [N, head_widths[0]]: f @ W_a + bias and f @ W_b.
+    """Features [N, F] -> (a, b), each [N, P]: f @ W_a + bias and f @ W_b.
 
-    a is the patch's contribution as the first of a pair, b as the second.
+    a is the patch's contribution as the first of a pair, b as the second. With
+    post_processing_from_posteriors both also carry the patch's post-processing log-posteriors
+    after the head_widths[0] projection.
     """
     first = self.head[0]
     kernel = first.kernel[...].astype(self.dtype)
-    features = features.astype(self.dtype)
-    a = features @ kernel[:self.feature_dim] + first.bias[...].astype(self.dtype)
-    b = features @ kernel[self.feature_dim:]
+    a = features.astype(self.dtype) @ kernel[:self.feature_dim] + first.bias[...].astype(
+        self.dtype)
+    b = features.astype(self.dtype) @ kernel[self.feature_dim:]
+    if self.from_posteriors:
+      log_posteriors = self._log_posteriors(features).astype(self.dtype)
+      a, b = (jnp.concatenate([x, log_posteriors], axis=-1) for x in (a, b))
     return a, b
 
   def pair_logits(self, a: jax.Array, b: jax.Array) -> jax.Array:
-    """Projections a [..., H], b [..., H] (broadcast) -> [..., num_attributes] float32 logits.
+    """Projections a [..., P], b [..., P] (broadcast) -> [..., num_attributes] float32 logits.
 
     `pair_logits(a[:, None], b[None, :])` scores all N x N ordered pairs.
     """
-    return self._after_first_layer(a + b)
+    if not self.from_posteriors:
+      return self._after_first_layer(a + b)
+    width = self.head[0].out_features
+    return jnp.concatenate([
+        self._after_first_layer(a[..., :width] + b[..., :width]),
+        self._same_member_logits(a[..., width:], b[..., width:])], axis=-1)
 
   def pair_features(self, patch_a: jax.Array, patch_b: jax.Array
                     ) -> tuple[jax.Array, jax.Array]:
@@ -140,7 +158,11 @@ class ExifConsistencyModel(nnx.Module):
 
   def head_logits(self, f_a: jax.Array, f_b: jax.Array) -> jax.Array:
     """Features [B, F] x 2 -> [B, num_attributes] float32 logits, through the plain head."""
-    return self._after_first_layer(self.head[0](jnp.concatenate([f_a, f_b], axis=-1)))
+    logits = self._after_first_layer(self.head[0](jnp.concatenate([f_a, f_b], axis=-1)))
+    if not self.from_posteriors:
+      return logits
+    return jnp.concatenate([logits, self._same_member_logits(
+        self._log_posteriors(f_a), self._log_posteriors(f_b))], axis=-1)
 
   def __call__(self, patch_a: jax.Array, patch_b: jax.Array) -> jax.Array:
     """Patch pairs [B, 128, 128, 3] x 2 -> [B, num_attributes] float32 logits (training path)."""
@@ -152,6 +174,29 @@ class ExifConsistencyModel(nnx.Module):
     features = features[:, self.post_processing_start:].astype(self.dtype)
     logits = self.post_processing(features).astype(jnp.float32)
     return jnp.split(logits, np.cumsum(self.post_processing_classes)[:-1], axis=-1)
+
+  def _log_posteriors(self, features: jax.Array) -> jax.Array:
+    """Features [N, F] -> [N, sum(post_processing_classes)]: per op, log-softmax of members."""
+    return jnp.concatenate([jax.nn.log_softmax(logits) for logits in
+                            self.post_processing_logits(features)], axis=-1)
+
+  def _same_member_logits(self, log_p_a: jax.Array, log_p_b: jax.Array) -> jax.Array:
+    """Per-patch log-posteriors [..., sum(classes)] x 2 -> [..., ops] "same member" logits.
+
+    The pair label is 1 iff both patches got the same member, so from each patch's posterior
+    p the chance of "same" is s = sum_k p_a(k) p_b(k). Against the 1/n chance that two uniform
+    draws match, and pairs drawn 50/50 same or different, the logit is
+    log(s / (1 - s)) + log(n - 1).
+    """
+    bounds = np.cumsum(self.post_processing_classes)[:-1]
+    logits = []
+    for n, la, lb in zip(self.post_processing_classes,
+                         jnp.split(log_p_a.astype(jnp.float32), bounds, axis=-1),
+                         jnp.split(log_p_b.astype(jnp.float32), bounds, axis=-1)):
+      log_same = jax.nn.logsumexp(la + lb, axis=-1)
+      log_different = jnp.log1p(-jnp.exp(jnp.minimum(log_same, -1e-6)))
+      logits.append(log_same - log_different + np.log(n - 1))
+    return jnp.stack(logits, axis=-1)
 
   def consistency_logit(self, exif_logits: jax.Array) -> jax.Array:
     """[..., num_attributes] attribute logits -> [...] "same image" logit (stage 2)."""
