@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from configs import tiny
-from exif_jax import train
+from exif_jax import exif_attrs, train
 from test_models import make_model, small_config
 from test_noise_residuals import photo_patch
 
@@ -25,24 +25,24 @@ def posterior_config():
 def real_patches(photos_dir) -> np.ndarray:
   """Four patches of one camera photo: untouched, darkened, flipped, and a blurred copy."""
   patch = photo_patch(photos_dir)
-  blurred = (patch[:-2:, :-2] / 4 + patch[1:-1, 1:-1] / 2 + patch[2:, 2:] / 4).astype(np.uint8)
+  blurred = (patch[:-2, :-2] / 4 + patch[1:-1, 1:-1] / 2 + patch[2:, 2:] / 4).astype(np.uint8)
   blurred = np.pad(blurred, ((1, 1), (1, 1), (0, 0)), mode="edge")
   return np.stack([patch, patch // 2, patch[:, ::-1], blurred])
 
 
 def test_post_processing_logits_are_the_chance_of_the_same_member(photos_dir):
   model = make_model(posterior_config())
-  assert model.head[-1].out_features == 83 - len(CLASSES)  # The head names EXIF only.
+  assert model.head[-1].out_features == exif_attrs.NUM_EXIF  # The head names EXIF only.
   features = model.features(real_patches(photos_dir))
   f_a, f_b = features[:2], features[2:]
   logits = np.asarray(model.head_logits(f_a, f_b))
-  assert logits.shape == (2, 83)
+  assert logits.shape == (2, exif_attrs.NUM_ATTRIBUTES)
   p_a = [np.asarray(jax.nn.softmax(x)) for x in model.post_processing_logits(f_a)]
   p_b = [np.asarray(jax.nn.softmax(x)) for x in model.post_processing_logits(f_b)]
   for op, n in enumerate(CLASSES):
     same = (p_a[op] * p_b[op]).sum(-1)
     expected = np.log(same / (1 - same)) + np.log(n - 1)  # Even odds at the 1/n chance.
-    np.testing.assert_allclose(logits[:, 80 + op], expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(logits[:, exif_attrs.NUM_EXIF + op], expected, rtol=1e-4, atol=1e-4)
   # The split form used for all pairs of an image gives the same logits.
   a, b = model.project(features)
   split = np.asarray(model.pair_logits(a[:, None], b[None, :]))
@@ -58,8 +58,8 @@ def test_pair_labels_train_the_auxiliary_head():
   config.model.post_processing_from_posteriors = True
   model = train.create_model(config)
   batch = train.random_batch(config, 4)
-  batch["labels"][:, :80] = -1  # Only the post-processing labels count.
-  batch["labels"][:, 80:] = 1
+  batch["labels"][:, :exif_attrs.NUM_EXIF] = -1  # Only the post-processing labels count.
+  batch["labels"][:, exif_attrs.NUM_EXIF:] = 1
 
   def pair_loss(model):
     return train.loss_and_outputs(model, batch, config)[0]

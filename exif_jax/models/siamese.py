@@ -126,9 +126,9 @@ class ExifConsistencyModel(nnx.Module):
     """
     first = self.head[0]
     kernel = first.kernel[...].astype(self.dtype)
-    a = features.astype(self.dtype) @ kernel[:self.feature_dim] + first.bias[...].astype(
-        self.dtype)
-    b = features.astype(self.dtype) @ kernel[self.feature_dim:]
+    features = features.astype(self.dtype)
+    a = features @ kernel[:self.feature_dim] + first.bias[...].astype(self.dtype)
+    b = features @ kernel[self.feature_dim:]
     if self.from_posteriors:
       log_posteriors = self._log_posteriors(features).astype(self.dtype)
       a, b = (jnp.concatenate([x, log_posteriors], axis=-1) for x in (a, b))
@@ -172,8 +172,11 @@ class ExifConsistencyModel(nnx.Module):
     """Features [N, F] -> per post-processing op, [N, members] float32 logits of the member
     each patch received (the auxiliary head; only when post_processing_classes is set)."""
     features = features[:, self.post_processing_start:].astype(self.dtype)
-    logits = self.post_processing(features).astype(jnp.float32)
-    return jnp.split(logits, np.cumsum(self.post_processing_classes)[:-1], axis=-1)
+    return self._split_by_op(self.post_processing(features).astype(jnp.float32))
+
+  def _split_by_op(self, x: jax.Array) -> list[jax.Array]:
+    """[..., sum(post_processing_classes)] -> per post-processing op, [..., members]."""
+    return jnp.split(x, np.cumsum(self.post_processing_classes)[:-1], axis=-1)
 
   def _log_posteriors(self, features: jax.Array) -> jax.Array:
     """Features [N, F] -> [N, sum(post_processing_classes)]: per op, log-softmax of members."""
@@ -188,11 +191,10 @@ class ExifConsistencyModel(nnx.Module):
     draws match, and pairs drawn 50/50 same or different, the logit is
     log(s / (1 - s)) + log(n - 1).
     """
-    bounds = np.cumsum(self.post_processing_classes)[:-1]
     logits = []
     for n, la, lb in zip(self.post_processing_classes,
-                         jnp.split(log_p_a.astype(jnp.float32), bounds, axis=-1),
-                         jnp.split(log_p_b.astype(jnp.float32), bounds, axis=-1)):
+                         self._split_by_op(log_p_a.astype(jnp.float32)),
+                         self._split_by_op(log_p_b.astype(jnp.float32))):
       log_same = jax.nn.logsumexp(la + lb, axis=-1)
       log_different = jnp.log1p(-jnp.exp(jnp.minimum(log_same, -1e-6)))
       logits.append(log_same - log_different + np.log(n - 1))
