@@ -57,6 +57,9 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
   # The post-processing attributes' "same or not" logits come from those per-patch
   # predictions (the chance both patches got the same member), not from the pair head.
   model.post_processing_from_posteriors = False
+  # With those: whether the post-processing pair labels also train the auxiliary head through
+  # its posteriors; False leaves that head to naming each patch's own parameters.
+  model.post_processing_pair_gradient = True
   model.update(overrides)
   return model
 

@@ -70,6 +70,33 @@ def test_pair_labels_train_the_auxiliary_head():
   assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(nnx.state(grads.head)))
 
 
+def test_without_pair_gradient_only_naming_trains_the_auxiliary_head():
+  """post_processing_pair_gradient=False: the same logits, but the pair labels train nothing
+  through the posteriors, while the naming loss still reaches the auxiliary head."""
+  config = tiny.get_config()
+  config.model.noise_stream_width = 4
+  config.model.post_processing_from_posteriors = True
+  model = train.create_model(config)
+  batch = train.random_batch(config, 4)
+  batch["labels"][:, :exif_attrs.NUM_EXIF] = -1
+  batch["labels"][:, exif_attrs.NUM_EXIF:] = 1
+  config.model.post_processing_pair_gradient = False
+  detached = train.create_model(config)
+  nnx.update(detached, nnx.state(model))
+  np.testing.assert_allclose(detached(batch["patch_a"], batch["patch_b"]),
+                             model(batch["patch_a"], batch["patch_b"]), rtol=1e-5, atol=1e-5)
+
+  def loss(model):
+    return train.loss_and_outputs(model, batch, config)[0]
+
+  config.train.post_processing_weight = 0.0
+  assert all(float(jnp.abs(g).max()) == 0.0
+             for g in jax.tree.leaves(nnx.state(nnx.grad(loss)(detached))))
+  config.train.post_processing_weight = 1.0
+  grads = nnx.grad(loss)(detached)
+  assert float(jnp.abs(grads.post_processing.kernel[...]).max()) > 0.0
+
+
 def test_posteriors_need_the_auxiliary_head():
   config = small_config(18)
   config.post_processing_from_posteriors = True

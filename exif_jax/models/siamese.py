@@ -32,7 +32,8 @@ from exif_jax.models.resnet_v2 import ResNetV2
 # Model options newer than some saved configs, and what their absence means.
 OPTIONAL_FIELDS = {"noise_residuals": False, "noise_stream_width": 0,
                    "noise_stream_inputs": "residuals", "post_processing_classes": (),
-                   "post_processing_from_posteriors": False}
+                   "post_processing_from_posteriors": False,
+                   "post_processing_pair_gradient": True}
 
 
 def scale_patches(patches: jax.Array) -> jax.Array:
@@ -93,6 +94,7 @@ class ExifConsistencyModel(nnx.Module):
     self.from_posteriors = options["post_processing_from_posteriors"]
     if self.from_posteriors and not self.post_processing_classes:
       raise ValueError("post_processing_from_posteriors needs post_processing_classes")
+    self.pair_gradient = options["post_processing_pair_gradient"]
     # With posteriors the head predicts only the EXIF attributes; the post-processing ones,
     # last in the attribute order, come from the auxiliary head.
     head_outputs = config.num_attributes - (
@@ -191,6 +193,8 @@ class ExifConsistencyModel(nnx.Module):
     draws match, and pairs drawn 50/50 same or different, the logit is
     log(s / (1 - s)) + log(n - 1).
     """
+    if not self.pair_gradient:
+      log_p_a, log_p_b = jax.lax.stop_gradient((log_p_a, log_p_b))
     logits = []
     for n, la, lb in zip(self.post_processing_classes,
                          self._split_by_op(log_p_a.astype(jnp.float32)),
