@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from configs import tiny
+from configs import cpu_two_stream, tiny
 from exif_jax import exif_attrs, train
 from test_models import make_model, small_config
 from test_noise_residuals import photo_patch
@@ -95,6 +95,29 @@ def test_without_pair_gradient_only_naming_trains_the_auxiliary_head():
   config.train.post_processing_weight = 1.0
   grads = nnx.grad(loss)(detached)
   assert float(jnp.abs(grads.post_processing.kernel[...]).max()) > 0.0
+
+
+def test_two_stream_config_leaves_post_processing_to_the_noise_stream():
+  """configs/cpu_two_stream.py: post-processing pair labels train nothing, and naming the
+  members trains the noise stream but not the colour stream."""
+  config = cpu_two_stream.get_config()
+  model = train.create_model(config)
+  assert model.head[-1].out_features == exif_attrs.NUM_EXIF
+  batch = train.random_batch(config, 2)
+  batch["labels"][:, :exif_attrs.NUM_EXIF] = -1
+  batch["labels"][:, exif_attrs.NUM_EXIF:] = 1
+
+  def loss(model):
+    return train.loss_and_outputs(model, batch, config)[0]
+
+  grads = nnx.grad(loss)(model)
+  colour = jax.tree.leaves(nnx.state(grads.backbone))
+  noise = jax.tree.leaves(nnx.state(grads.noise_stream))
+  assert all(float(jnp.abs(g).max()) == 0.0 for g in colour)
+  assert any(float(jnp.abs(g).max()) > 0.0 for g in noise)
+  config.train.post_processing_weight = 0.0
+  assert all(float(jnp.abs(g).max()) == 0.0
+             for g in jax.tree.leaves(nnx.state(nnx.grad(loss)(model))))
 
 
 def test_posteriors_need_the_auxiliary_head():
