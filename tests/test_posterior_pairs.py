@@ -30,6 +30,24 @@ def real_patches(photos_dir) -> np.ndarray:
   return np.stack([patch, patch // 2, patch[:, ::-1], blurred])
 
 
+def post_processing_pair_batch(config, size: int) -> dict[str, np.ndarray]:
+  """A random batch whose only pair labels are the post-processing ones (all "same")."""
+  batch = train.random_batch(config, size)
+  batch["labels"][:, :exif_attrs.NUM_EXIF] = -1
+  batch["labels"][:, exif_attrs.NUM_EXIF:] = 1
+  return batch
+
+
+def gradients(model, batch, config):
+  """The gradients of the training loss (with config.train as it is now), shaped as model."""
+  return nnx.grad(lambda m: train.loss_and_outputs(m, batch, config)[0])(model)
+
+
+def all_zero(tree) -> bool:
+  """Is every gradient in this part of the model exactly zero?"""
+  return all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(nnx.state(tree)))
+
+
 def test_post_processing_logits_are_the_chance_of_the_same_member(photos_dir):
   model = make_model(posterior_config())
   assert model.head[-1].out_features == exif_attrs.NUM_EXIF  # The head names EXIF only.
@@ -57,17 +75,11 @@ def test_pair_labels_train_the_auxiliary_head():
   config.model.noise_stream_width = 4
   config.model.post_processing_from_posteriors = True
   model = train.create_model(config)
-  batch = train.random_batch(config, 4)
-  batch["labels"][:, :exif_attrs.NUM_EXIF] = -1  # Only the post-processing labels count.
-  batch["labels"][:, exif_attrs.NUM_EXIF:] = 1
-
-  def pair_loss(model):
-    return train.loss_and_outputs(model, batch, config)[0]
-
+  batch = post_processing_pair_batch(config, 4)
   config.train.post_processing_weight = 0.0  # Leave out the per-patch naming loss.
-  grads = nnx.grad(pair_loss)(model)
+  grads = gradients(model, batch, config)
   assert float(jnp.abs(grads.post_processing.kernel[...]).max()) > 0.0
-  assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(nnx.state(grads.head)))
+  assert all_zero(grads.head)
 
 
 def test_without_pair_gradient_only_naming_trains_the_auxiliary_head():
@@ -77,23 +89,16 @@ def test_without_pair_gradient_only_naming_trains_the_auxiliary_head():
   config.model.noise_stream_width = 4
   config.model.post_processing_from_posteriors = True
   model = train.create_model(config)
-  batch = train.random_batch(config, 4)
-  batch["labels"][:, :exif_attrs.NUM_EXIF] = -1
-  batch["labels"][:, exif_attrs.NUM_EXIF:] = 1
+  batch = post_processing_pair_batch(config, 4)
   config.model.post_processing_pair_gradient = False
   detached = train.create_model(config)
   nnx.update(detached, nnx.state(model))
   np.testing.assert_allclose(detached(batch["patch_a"], batch["patch_b"]),
                              model(batch["patch_a"], batch["patch_b"]), rtol=1e-5, atol=1e-5)
-
-  def loss(model):
-    return train.loss_and_outputs(model, batch, config)[0]
-
   config.train.post_processing_weight = 0.0
-  assert all(float(jnp.abs(g).max()) == 0.0
-             for g in jax.tree.leaves(nnx.state(nnx.grad(loss)(detached))))
+  assert all_zero(gradients(detached, batch, config))
   config.train.post_processing_weight = 1.0
-  grads = nnx.grad(loss)(detached)
+  grads = gradients(detached, batch, config)
   assert float(jnp.abs(grads.post_processing.kernel[...]).max()) > 0.0
 
 
@@ -103,21 +108,12 @@ def test_two_stream_config_leaves_post_processing_to_the_noise_stream():
   config = cpu_two_stream.get_config()
   model = train.create_model(config)
   assert model.head[-1].out_features == exif_attrs.NUM_EXIF
-  batch = train.random_batch(config, 2)
-  batch["labels"][:, :exif_attrs.NUM_EXIF] = -1
-  batch["labels"][:, exif_attrs.NUM_EXIF:] = 1
-
-  def loss(model):
-    return train.loss_and_outputs(model, batch, config)[0]
-
-  grads = nnx.grad(loss)(model)
-  colour = jax.tree.leaves(nnx.state(grads.backbone))
-  noise = jax.tree.leaves(nnx.state(grads.noise_stream))
-  assert all(float(jnp.abs(g).max()) == 0.0 for g in colour)
-  assert any(float(jnp.abs(g).max()) > 0.0 for g in noise)
+  batch = post_processing_pair_batch(config, 2)
+  grads = gradients(model, batch, config)
+  assert all_zero(grads.backbone)
+  assert not all_zero(grads.noise_stream)
   config.train.post_processing_weight = 0.0
-  assert all(float(jnp.abs(g).max()) == 0.0
-             for g in jax.tree.leaves(nnx.state(nnx.grad(loss)(model))))
+  assert all_zero(gradients(model, batch, config))
 
 
 def test_posteriors_need_the_auxiliary_head():
