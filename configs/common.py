@@ -90,6 +90,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.train.batch_size = 128  # Global, over all hosts and devices.
   config.train.learning_rate = 1e-4
   config.train.warmup_steps = 0
+  # After warm-up: "constant" (the paper) or "cosine" (decays to zero at train.steps).
+  config.train.schedule = "constant"
   # Weight of the auxiliary post-processing loss (models with post_processing_classes only).
   config.train.post_processing_weight = 1.0
   config.train.log_every = 100

@@ -121,3 +121,11 @@ def test_posteriors_need_the_auxiliary_head():
   config.post_processing_from_posteriors = True
   with pytest.raises(ValueError, match="needs post_processing_classes"):
     make_model(config)
+
+
+def test_stopping_the_pair_gradient_needs_posterior_pairs():
+  config = small_config(18)
+  config.post_processing_classes = CLASSES
+  config.post_processing_pair_gradient = False
+  with pytest.raises(ValueError, match="needs post_processing_from_posteriors"):
+    make_model(config)

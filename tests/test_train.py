@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from configs import cpu
 from conftest import params
 from conftest import tiny_config
 from exif_jax import checkpointing
@@ -97,3 +98,22 @@ def test_stage_two_trains_only_the_classifier(shards_dir, tmp_path, uninterrupte
   lines = (tmp_path / "metrics.jsonl").read_text()
   assert "val/accuracy/same_image" in lines
 
+
+
+def test_learning_rate_warms_up_then_stays_or_decays_to_zero():
+  config = cpu.get_config()  # Warm-up 200 of 4000 steps, peak 1e-3.
+  peak, warmup, steps = (config.train.learning_rate, config.train.warmup_steps,
+                         config.train.steps)
+  constant = train.learning_rate(config)
+  config.train.schedule = "cosine"
+  cosine = train.learning_rate(config)
+  for schedule in constant, cosine:
+    assert float(schedule(0)) == 0.0
+    np.testing.assert_allclose(float(schedule(warmup // 2)), peak / 2, rtol=1e-6)
+    np.testing.assert_allclose(float(schedule(warmup)), peak, rtol=1e-6)
+  np.testing.assert_allclose(float(constant(steps)), peak, rtol=1e-6)
+  np.testing.assert_allclose(float(cosine((warmup + steps) // 2)), peak / 2, rtol=1e-5)
+  assert float(cosine(steps)) == 0.0
+  config.train.schedule = "linear"
+  with pytest.raises(ValueError, match="schedule='linear'"):
+    train.learning_rate(config)

@@ -95,6 +95,10 @@ class ExifConsistencyModel(nnx.Module):
     if self.from_posteriors and not self.post_processing_classes:
       raise ValueError("post_processing_from_posteriors needs post_processing_classes")
     self.pair_gradient = options["post_processing_pair_gradient"]
+    if not self.pair_gradient and not self.from_posteriors:
+      raise ValueError("post_processing_pair_gradient=False needs "
+                       "post_processing_from_posteriors: without it there is no pair gradient "
+                       "to stop")
     # With posteriors the head predicts only the EXIF attributes; the post-processing ones,
     # last in the attribute order, come from the auxiliary head.
     head_outputs = config.num_attributes - (
