@@ -60,6 +60,12 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
   # With those: whether the post-processing pair labels also train the auxiliary head through
   # its posteriors; False leaves that head to naming each patch's own parameters.
   model.post_processing_pair_gradient = True
+  # An auxiliary head on the colour part of each patch's feature that names the value of these
+  # EXIF tags in the patch's photo (e.g. ("Image Make",)); () = none, as in the paper. Its
+  # classes are the training photos' values held by data.min_photos_per_value photos, at most
+  # named_exif_classes of them.
+  model.named_exif_tags = ()
+  model.named_exif_classes = 64
   model.update(overrides)
   return model
 
@@ -94,6 +100,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.train.schedule = "constant"
   # Weight of the auxiliary post-processing loss (models with post_processing_classes only).
   config.train.post_processing_weight = 1.0
+  # Weight of the auxiliary EXIF naming loss (models with named_exif_tags only).
+  config.train.named_exif_weight = 1.0
   config.train.log_every = 100
   config.train.checkpoint_every = 5000
   config.train.keep_checkpoints = 3

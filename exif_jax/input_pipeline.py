@@ -83,6 +83,27 @@ def _pick_other(u: float, count: int, excluded: int) -> int:
   return drawn + (drawn >= excluded)
 
 
+def common_values(photos: Sequence[records.PhotoIndex], tags: Sequence[str],
+                  min_photos_per_value: int) -> list[list[str]]:
+  """Per tag, the sorted values held by at least min_photos_per_value of `photos`."""
+  values = []
+  for tag in tags:
+    counts = collections.Counter(photo.exif[tag] for photo in photos if tag in photo.exif)
+    values.append(sorted(value for value, n in counts.items() if n >= min_photos_per_value))
+  return values
+
+
+def value_codes(photos: Sequence[records.PhotoIndex], tags: Sequence[str],
+                values: Sequence[Sequence[str]]) -> np.ndarray:
+  """int32 [photos, tags]: the index of each photo's value in values[tag], -1 if it has none
+  there (no such tag, or a value not listed)."""
+  codes = np.full((len(photos), len(tags)), -1, np.int32)
+  for column, (tag, tag_values) in enumerate(zip(tags, values)):
+    code = {value: i for i, value in enumerate(tag_values)}
+    codes[:, column] = [code.get(photo.exif.get(tag), -1) for photo in photos]
+  return codes
+
+
 class PairSampler:
   """Chooses the photos and patches of every pair index, without reading any pixels.
 
@@ -112,17 +133,10 @@ class PairSampler:
     # values[a]: the sorted values of EXIF attribute a held by at least min_photos_per_value
     # photos (the paper drops rarer ones); codes[p, a] indexes it, -1 if photo p lacks the tag
     # or has a dropped value. members[a][v]: the photos whose attribute a has value v.
-    self.values: list[list[str]] = []
-    self.members: list[list[np.ndarray]] = []
-    self.codes = np.empty((len(photos), exif_attrs.NUM_EXIF), np.int32)
-    for attribute, tag in enumerate(exif_attrs.EXIF_TAGS):
-      counts = collections.Counter(photo.exif[tag] for photo in photos if tag in photo.exif)
-      values = sorted(value for value, n in counts.items() if n >= min_photos_per_value)
-      code = {value: i for i, value in enumerate(values)}
-      self.codes[:, attribute] = [code.get(photo.exif.get(tag), -1) for photo in photos]
-      self.values.append(values)
-      self.members.append([np.flatnonzero(self.codes[:, attribute] == v)
-                           for v in range(len(values))])
+    self.values = common_values(photos, exif_attrs.EXIF_TAGS, min_photos_per_value)
+    self.codes = value_codes(photos, exif_attrs.EXIF_TAGS, self.values)
+    self.members = [[np.flatnonzero(self.codes[:, attribute] == v) for v in range(len(values))]
+                    for attribute, values in enumerate(self.values)]
     self.pool = np.array([a for a, values in enumerate(self.values) if len(values) >= 2])
     if not self.pool.size:
       raise ValueError("no EXIF attribute has two values among the photos: cannot make pairs")
@@ -187,9 +201,12 @@ class MakeBatch:
   """
 
   def __init__(self, sampler: PairSampler, patch_files: Sequence[str],
-               options: augment.Options):
+               options: augment.Options, name_codes: np.ndarray | None = None):
     self.sampler = sampler
     self.options = options
+    # [photos, named tags]: each photo's class (`_name_codes`), -1 none; no tags by default.
+    self.name_codes = (np.empty((len(sampler.codes), 0), np.int32) if name_codes is None
+                       else name_codes)
     # Pickled into each worker process without open readers; each reopens its files lazily.
     self.source = grain.sources.ArrayRecordDataSource(list(patch_files))
 
@@ -207,6 +224,9 @@ class MakeBatch:
         # Each patch's post-processing, as member indices into the parameter sets.
         "post_a": np.empty((len(pairs), augment.NUM_OPS), np.int8),
         "post_b": np.empty((len(pairs), augment.NUM_OPS), np.int8),
+        # Each patch's photo's class for each named EXIF tag (-1: not named).
+        "named_a": self.name_codes[[pair.photo_a for pair in pairs]],
+        "named_b": self.name_codes[[pair.photo_b for pair in pairs]],
     }
     batch["labels"][:, :exif_attrs.NUM_EXIF] = self.sampler.exif_labels(
         np.array([pair.photo_a for pair in pairs]), np.array([pair.photo_b for pair in pairs]))
@@ -221,6 +241,26 @@ class MakeBatch:
       batch["patch_a"][row] = augment.apply(pixels_a, params_a, rng, self.options)
       batch["patch_b"][row] = augment.apply(pixels_b, params_b, rng, self.options)
     return batch
+
+
+def _name_codes(config: ml_collections.ConfigDict, split: str,
+                photos: Sequence[records.PhotoIndex]) -> np.ndarray:
+  """[photos, named tags]: the classes of config.model.named_exif_tags, -1 where none.
+
+  Both splits name photos by the training photos' values: a held-out camera model of a known
+  make keeps that make's class, and an unknown make has none.
+  """
+  tags = tuple(config.model.named_exif_tags)
+  train_photos = (photos if split == "train" or not tags
+                  else records.photo_index(config.data.data_dir, "train")[0])
+  values = common_values(train_photos, tags, config.data.min_photos_per_value)
+  for tag, tag_values in zip(tags, values):
+    if len(tag_values) > config.model.named_exif_classes:
+      raise ValueError(
+          f"{config.data.data_dir}: {tag!r} has {len(tag_values)} values held by >= "
+          f"{config.data.min_photos_per_value} training photos, more than "
+          f"config.model.named_exif_classes={config.model.named_exif_classes}")
+  return value_codes(photos, tags, values)
 
 
 def create_dataset(config: ml_collections.ConfigDict, split: str, *, seed: int,
@@ -244,7 +284,8 @@ def create_dataset(config: ml_collections.ConfigDict, split: str, *, seed: int,
   sampler = PairSampler(photos, seed=seed, pairs_per_attribute=data.pairs_per_attribute,
                         same_image_fraction=data.same_image_fraction,
                         min_photos_per_value=data.min_photos_per_value)
-  make_batch = MakeBatch(sampler, patch_files, augment.Options.from_config(data))
+  make_batch = MakeBatch(sampler, patch_files, augment.Options.from_config(data),
+                         _name_codes(config, split, photos))
   batch_size = global_batch_size // process_count
   dataset = (grain.MapDataset.range(NUM_PAIRS).batch(batch_size, drop_remainder=True)
              [process_index::process_count].map(make_batch))

@@ -94,12 +94,16 @@ def random_batch(config: ml_collections.ConfigDict, batch_size: int, seed: int =
   size = config.data.patch_size
   patch_shape = (batch_size, size, size, 3)
   members = augment.Options.from_config(config.data).set_sizes
+  classes = config.model.named_exif_classes
+  named_shape = (batch_size, len(config.model.named_exif_tags))
   return {"patch_a": rng.integers(0, 256, patch_shape, np.uint8),
           "patch_b": rng.integers(0, 256, patch_shape, np.uint8),
           "labels": rng.integers(-1, 2, (batch_size, exif_attrs.NUM_ATTRIBUTES), np.int8),
           "same_image": rng.integers(0, 2, (batch_size,), np.int8),
           "post_a": rng.integers(0, members, (batch_size, len(members)), np.int8),
-          "post_b": rng.integers(0, members, (batch_size, len(members)), np.int8)}
+          "post_b": rng.integers(0, members, (batch_size, len(members)), np.int8),
+          "named_a": rng.integers(-1, classes, named_shape, np.int32),
+          "named_b": rng.integers(-1, classes, named_shape, np.int32)}
 
 
 def _column_labels(batch: dict[str, jax.Array], stage: str) -> jax.Array:
@@ -123,12 +127,29 @@ def post_processing_loss(model: models.ExifConsistencyModel, f_a: jax.Array, f_b
       for op, op_logits in enumerate(logits)]))
 
 
+def named_exif_loss(model: models.ExifConsistencyModel, f_a: jax.Array, f_b: jax.Array,
+                    batch: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Softmax cross-entropy of each patch's photo's class for each named EXIF tag, over the
+  patches whose photo has one; and the predicted and true classes [2B, tags].
+
+  A pair label says only whether two photos share a make; naming it gives every patch a
+  target of its own, with the classes shared across the camera models of a make.
+  """
+  logits = model.exif_naming_logits(jnp.concatenate([f_a, f_b]))
+  classes = jnp.concatenate([batch["named_a"], batch["named_b"]]).astype(jnp.int32)
+  known = classes >= 0
+  losses = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(classes, 0))
+  loss = jnp.sum(jnp.where(known, losses, 0.0)) / jnp.maximum(jnp.sum(known), 1)
+  return loss, {"named_predicted": jnp.argmax(logits, axis=-1), "named_classes": classes}
+
+
 def loss_and_outputs(model: models.ExifConsistencyModel, batch: dict[str, jax.Array],
                      config: ml_collections.ConfigDict
-                     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-  """Masked sigmoid cross-entropy (label -1 = unknown: no loss), and (logits, labels).
+                     ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Masked sigmoid cross-entropy (label -1 = unknown: no loss), and the outputs evaluation
+  reads: logits and labels per column, and with the EXIF naming head its classes.
 
-  Stage 1 adds the auxiliary post-processing loss when the model has that head.
+  Stage 1 adds the auxiliary losses of the heads the model has.
   """
   f_a, f_b = model.pair_features(batch["patch_a"], batch["patch_b"])
   exif_logits = model.head_logits(f_a, f_b)
@@ -140,9 +161,14 @@ def loss_and_outputs(model: models.ExifConsistencyModel, batch: dict[str, jax.Ar
   known = labels >= 0
   losses = optax.sigmoid_binary_cross_entropy(logits, jnp.maximum(labels, 0).astype(jnp.float32))
   loss = jnp.sum(jnp.where(known, losses, 0.0)) / jnp.maximum(jnp.sum(known), 1)
+  outputs = {"logits": logits, "labels": labels}
   if config.stage == "exif" and model.post_processing is not None:
     loss += config.train.post_processing_weight * post_processing_loss(model, f_a, f_b, batch)
-  return loss, (logits, labels)
+  if config.stage == "exif" and model.exif_naming is not None:
+    naming_loss, naming = named_exif_loss(model, f_a, f_b, batch)
+    loss += config.train.named_exif_weight * naming_loss
+    outputs.update(naming)
+  return loss, outputs
 
 
 def _all_finite(tree: Any) -> jax.Array:
@@ -190,14 +216,22 @@ def evaluate(eval_step: Callable, state: Any, config: ml_collections.ConfigDict,
   dataset = input_pipeline.create_dataset(
       config, "val", seed=config.eval.seed, global_batch_size=config.eval.batch_size,
       process_index=jax.process_index(), process_count=jax.process_count())
-  losses, all_logits, all_labels = [], [], []
+  losses, all_outputs = [], []
   for _, local_batch in zip(range(config.eval.num_batches), dataset):
-    loss, (logits, labels) = eval_step(state, sharding.global_batch(local_batch, mesh))
+    loss, outputs = eval_step(state, sharding.global_batch(local_batch, mesh))
     losses.append(float(loss))
-    all_logits.append(np.asarray(logits))  # Replicated: the whole global batch on every host.
-    all_labels.append(np.asarray(labels))
-  logits, labels = np.concatenate(all_logits), np.concatenate(all_labels)
+    all_outputs.append(outputs)  # Replicated: the whole global batch on every host.
+  outputs = {key: np.concatenate([np.asarray(o[key]) for o in all_outputs])
+             for key in all_outputs[0]}
+  logits, labels = outputs["logits"], outputs["labels"]
   results = {"val/loss": float(np.mean(losses))}
+  if "named_classes" in outputs:
+    # Top-1 over the patches of held-out cameras whose value the training photos have.
+    for tag, predicted, classes in zip(config.model.named_exif_tags, outputs["named_predicted"].T,
+                                       outputs["named_classes"].T):
+      if (classes >= 0).any():
+        results[f"val/named_accuracy/{tag}"] = float(
+            np.mean(predicted[classes >= 0] == classes[classes >= 0]))
   accuracies, aucs = [], []
   for i, name in enumerate(column_names(config.stage)):
     known = labels[:, i] >= 0
@@ -269,6 +303,10 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.stage={config.stage!r}: expected one of {STAGES}")
   if config.stage == "classifier" and not config.init_from:
     raise ValueError("stage 'classifier' needs config.init_from: a stage-1 workdir")
+  unknown = set(config.model.named_exif_tags) - set(exif_attrs.EXIF_TAGS)
+  if unknown:
+    raise ValueError(f"config.model.named_exif_tags: {sorted(unknown)} not among the EXIF tags "
+                     "of exif_jax/exif_tags.txt")
   classes = tuple(config.model.post_processing_classes)
   sizes = augment.Options.from_config(config.data).set_sizes
   if classes and classes != sizes:

@@ -167,6 +167,7 @@ def test_sampler_rejects_unusable_photos(photos):
 
 def make_config(shards_dir, **overrides) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
+  config.model = common.model_config()
   config.data = common.data_config()
   config.data.data_dir = str(shards_dir)
   config.data.update(overrides)
@@ -317,3 +318,36 @@ def test_val_split_reads_only_val_photos(shards_dir):
   batch = next(iter(input_pipeline.create_dataset(
       make_config(shards_dir), "val", seed=0, global_batch_size=8)))
   assert batch["patch_a"].shape == (8, 128, 128, 3)
+
+
+def test_batches_name_each_patch_by_the_training_photos_values(shards_dir):
+  """Both splits code a tag by the values of >= min_photos_per_value training photos."""
+  config = make_config(shards_dir, min_photos_per_value=2)
+  config.model.named_exif_tags = ("Image Make", "Image Model")
+  train_photos, _ = records.photo_index(shards_dir, "train")
+  values = input_pipeline.common_values(train_photos, config.model.named_exif_tags, 2)
+  for tag, tag_values in zip(config.model.named_exif_tags, values):
+    held = [p.exif[tag] for p in train_photos if tag in p.exif]
+    assert tag_values == sorted({v for v in held if held.count(v) >= 2}), tag
+  for split in "train", "val":
+    photos, _ = records.photo_index(shards_dir, split)
+    codes = input_pipeline.value_codes(photos, config.model.named_exif_tags, values)
+    for photo, photo_codes in zip(photos, codes):
+      for tag, tag_values, code in zip(config.model.named_exif_tags, values, photo_codes):
+        assert code == (tag_values.index(photo.exif[tag])
+                        if photo.exif.get(tag) in tag_values else -1), (split, tag)
+    batch = next(iter(input_pipeline.create_dataset(config, split, seed=0, global_batch_size=16)))
+    for side in "ab":
+      named = batch[f"named_{side}"]
+      assert named.shape == (16, 2) and named.dtype == np.int32
+      # Rows are codes of photos of this split: every row occurs among them.
+      assert {tuple(row) for row in named} <= {tuple(row) for row in codes}, (split, side)
+  # The training photos share makes across their cameras; a held-out camera's make can
+  # still be named, its model never (held out whole).
+  val_photos, _ = records.photo_index(shards_dir, "val")
+  val_codes = input_pipeline.value_codes(val_photos, config.model.named_exif_tags, values)
+  assert (val_codes[:, 0] >= 0).any() and (val_codes[:, 1] == -1).all()
+  config.model.named_exif_classes = len(values[0]) - 1
+  with pytest.raises(ValueError, match="'Image Make' has .* more than "
+                     "config.model.named_exif_classes"):
+    input_pipeline.create_dataset(config, "train", seed=0, global_batch_size=16)

@@ -117,3 +117,25 @@ def test_learning_rate_warms_up_then_stays_or_decays_to_zero():
   config.train.schedule = "linear"
   with pytest.raises(ValueError, match="schedule='linear'"):
     train.learning_rate(config)
+
+
+def test_exif_naming_head_learns_from_the_photos_with_a_named_value(shards_dir, tmp_path):
+  config = tiny_config(shards_dir, steps=3)
+  config.model.named_exif_tags = ("Image Make",)
+  model = train.train_and_evaluate(config, str(tmp_path))
+  initial = train.create_model(config)
+  assert not np.array_equal(model.exif_naming.kernel[...], initial.exif_naming.kernel[...])
+  last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+  assert 0 <= last["val/named_accuracy/Image Make"] <= 1
+  # Patches whose photo has no named value add no loss.
+  batch = train.random_batch(config, 4)
+  batch["named_a"][:], batch["named_b"][:] = -1, -1
+  loss = float(train.loss_and_outputs(model, batch, config)[0])
+  config.train.named_exif_weight = 0.0
+  assert loss == float(train.loss_and_outputs(model, batch, config)[0])
+  config.train.named_exif_weight = 1.0
+  batch["named_a"][:] = 0
+  assert float(train.loss_and_outputs(model, batch, config)[0]) > loss
+  config.model.named_exif_tags = ("Lens Colour",)
+  with pytest.raises(ValueError, match=r"\['Lens Colour'\] not among the EXIF tags"):
+    train.train_and_evaluate(config, str(tmp_path / "unknown"))

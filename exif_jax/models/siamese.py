@@ -33,7 +33,8 @@ from exif_jax.models.resnet_v2 import ResNetV2
 OPTIONAL_FIELDS = {"noise_residuals": False, "noise_stream_width": 0,
                    "noise_stream_inputs": "residuals", "post_processing_classes": (),
                    "post_processing_from_posteriors": False,
-                   "post_processing_pair_gradient": True}
+                   "post_processing_pair_gradient": True, "named_exif_tags": (),
+                   "named_exif_classes": 64}
 
 
 def scale_patches(patches: jax.Array) -> jax.Array:
@@ -114,6 +115,12 @@ class ExifConsistencyModel(nnx.Module):
         nnx.Linear(config.feature_dim - self.post_processing_start,
                    sum(self.post_processing_classes), dtype=self.dtype, rngs=rngs)
         if self.post_processing_classes else None)
+    # Another auxiliary head, on the colour part: the class of each patch's photo for each of
+    # named_exif_tags (e.g. its make), out of named_exif_classes.
+    self.named_exif_shape = (len(options["named_exif_tags"]), options["named_exif_classes"])
+    self.exif_naming = (
+        nnx.Linear(colour_dim, int(np.prod(self.named_exif_shape)), dtype=self.dtype, rngs=rngs)
+        if options["named_exif_tags"] else None)
 
   def features(self, patches: jax.Array) -> jax.Array:
     """Patches [N, 128, 128, 3] in [0, 255] -> features [N, feature_dim] float32."""
@@ -179,6 +186,12 @@ class ExifConsistencyModel(nnx.Module):
     each patch received (the auxiliary head; only when post_processing_classes is set)."""
     features = features[:, self.post_processing_start:].astype(self.dtype)
     return self._split_by_op(self.post_processing(features).astype(jnp.float32))
+
+  def exif_naming_logits(self, features: jax.Array) -> jax.Array:
+    """Features [N, F] -> [N, named tags, named_exif_classes] float32 logits of the class of
+    each patch's photo (the EXIF naming head; only when named_exif_tags is set)."""
+    colour = features[:, :self.exif_naming.in_features].astype(self.dtype)
+    return self.exif_naming(colour).astype(jnp.float32).reshape(-1, *self.named_exif_shape)
 
   def _split_by_op(self, x: jax.Array) -> list[jax.Array]:
     """[..., sum(post_processing_classes)] -> per post-processing op, [..., members]."""
