@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from configs import cpu_two_stream, tiny
+from configs import cpu_named_make, cpu_two_stream, tiny
 from exif_jax import exif_attrs, train
 from test_models import make_model, small_config
 from test_noise_residuals import photo_patch
@@ -129,3 +129,18 @@ def test_stopping_the_pair_gradient_needs_posterior_pairs():
   config.post_processing_pair_gradient = False
   with pytest.raises(ValueError, match="needs post_processing_from_posteriors"):
     make_model(config)
+
+
+def test_named_make_config_names_makes_from_the_colour_stream_only():
+  """configs/cpu_named_make.py: naming the make trains the colour stream, never the noise one."""
+  config = cpu_named_make.get_config()
+  model = train.create_model(config)
+  batch = train.random_batch(config, 2)
+  batch["labels"][:] = -1  # No pair loss.
+  batch["named_a"][:], batch["named_b"][:] = 3, 5
+  config.train.post_processing_weight = 0.0
+  grads = gradients(model, batch, config)
+  assert not all_zero(grads.backbone) and not all_zero(grads.exif_naming)
+  assert all_zero(grads.noise_stream)
+  config.train.named_exif_weight = 0.0
+  assert all_zero(gradients(model, batch, config))
