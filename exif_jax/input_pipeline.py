@@ -215,6 +215,8 @@ class MakeBatch:
 
   def __call__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
     pairs = [self.sampler.sample(int(index)) for index in indices]
+    photos_a = np.array([pair.photo_a for pair in pairs])
+    photos_b = np.array([pair.photo_b for pair in pairs])
     size = self.options.patch_size
     batch = {
         "patch_a": np.empty((len(pairs), size, size, 3), np.uint8),
@@ -225,11 +227,10 @@ class MakeBatch:
         "post_a": np.empty((len(pairs), augment.NUM_OPS), np.int8),
         "post_b": np.empty((len(pairs), augment.NUM_OPS), np.int8),
         # Each patch's photo's class for each named EXIF tag (-1: not named).
-        "named_a": self.name_codes[[pair.photo_a for pair in pairs]],
-        "named_b": self.name_codes[[pair.photo_b for pair in pairs]],
+        "named_a": self.name_codes[photos_a],
+        "named_b": self.name_codes[photos_b],
     }
-    batch["labels"][:, :exif_attrs.NUM_EXIF] = self.sampler.exif_labels(
-        np.array([pair.photo_a for pair in pairs]), np.array([pair.photo_b for pair in pairs]))
+    batch["labels"][:, :exif_attrs.NUM_EXIF] = self.sampler.exif_labels(photos_a, photos_b)
     for row, (index, pair) in enumerate(zip(indices, pairs)):
       pixels_a = self._pixels(pair.patch_a)
       pixels_b = pixels_a if pair.patch_b == pair.patch_a else self._pixels(pair.patch_b)

@@ -51,10 +51,8 @@ SCHEDULES = ("constant", "cosine")
 
 
 def learning_rate(config: ml_collections.ConfigDict) -> optax.Schedule:
-  """Linear warm-up to the peak, then constant or a cosine decay to zero at the last step.
-
-  A short run ends far better annealed: at a constant rate Adam's last steps still jump.
-  """
+  """Linear warm-up to the peak, then constant (the paper) or a cosine decay to zero at the
+  last step, the usual choice for a fixed budget."""
   train = config.train
   peak = train.learning_rate
   if train.schedule not in SCHEDULES:
@@ -113,6 +111,11 @@ def _column_labels(batch: dict[str, jax.Array], stage: str) -> jax.Array:
   return batch["same_image"].astype(jnp.int32)[:, None]
 
 
+def _masked_mean(losses: jax.Array, known: jax.Array) -> jax.Array:
+  """Mean of `losses` where `known` (labels -1 carry no loss); 0 when nothing is known."""
+  return jnp.sum(jnp.where(known, losses, 0.0)) / jnp.maximum(jnp.sum(known), 1)
+
+
 def post_processing_loss(model: models.ExifConsistencyModel, f_a: jax.Array, f_b: jax.Array,
                          batch: dict[str, jax.Array]) -> jax.Array:
   """Softmax cross-entropy of each patch's own post-processing members, mean over ops.
@@ -137,10 +140,8 @@ def named_exif_loss(model: models.ExifConsistencyModel, f_a: jax.Array, f_b: jax
   """
   logits = model.exif_naming_logits(jnp.concatenate([f_a, f_b]))
   classes = jnp.concatenate([batch["named_a"], batch["named_b"]]).astype(jnp.int32)
-  known = classes >= 0
   losses = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(classes, 0))
-  loss = jnp.sum(jnp.where(known, losses, 0.0)) / jnp.maximum(jnp.sum(known), 1)
-  return loss, {"named_predicted": jnp.argmax(logits, axis=-1), "named_classes": classes}
+  return _masked_mean(losses, classes >= 0), {"named_predicted": jnp.argmax(logits, axis=-1), "named_classes": classes}
 
 
 def loss_and_outputs(model: models.ExifConsistencyModel, batch: dict[str, jax.Array],
@@ -158,9 +159,8 @@ def loss_and_outputs(model: models.ExifConsistencyModel, batch: dict[str, jax.Ar
   else:
     logits = model.consistency_logit(jax.lax.stop_gradient(exif_logits))[:, None]
   labels = _column_labels(batch, config.stage)
-  known = labels >= 0
   losses = optax.sigmoid_binary_cross_entropy(logits, jnp.maximum(labels, 0).astype(jnp.float32))
-  loss = jnp.sum(jnp.where(known, losses, 0.0)) / jnp.maximum(jnp.sum(known), 1)
+  loss = _masked_mean(losses, labels >= 0)
   outputs = {"logits": logits, "labels": labels}
   if config.stage == "exif" and model.post_processing is not None:
     loss += config.train.post_processing_weight * post_processing_loss(model, f_a, f_b, batch)
@@ -229,9 +229,9 @@ def evaluate(eval_step: Callable, state: Any, config: ml_collections.ConfigDict,
     # Top-1 over the patches of held-out cameras whose value the training photos have.
     for tag, predicted, classes in zip(config.model.named_exif_tags, outputs["named_predicted"].T,
                                        outputs["named_classes"].T):
-      if (classes >= 0).any():
-        results[f"val/named_accuracy/{tag}"] = float(
-            np.mean(predicted[classes >= 0] == classes[classes >= 0]))
+      named = classes >= 0
+      if named.any():
+        results[f"val/named_accuracy/{tag}"] = float(np.mean(predicted[named] == classes[named]))
   accuracies, aucs = [], []
   for i, name in enumerate(column_names(config.stage)):
     known = labels[:, i] >= 0
