@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # Retrains the bundled model and measures it:
-#   bash scripts/train_bundled_model.sh [PHOTOS] [WORK] [CONFIG]
+#   bash scripts/train_bundled_model.sh [PHOTOS] [WORK] [CONFIG] [--config.FIELD=VALUE ...]
 #
 # prep (7 camera models held out) -> stage 1 (CONFIG, configs/cpu.py by default) -> stage 2
 # -> model-only export -> synthetic splices between the held-out cameras -> eval on them and
-# on the spliced fixture with its mask beside its camera original. To ship the result:
+# on the spliced fixture with its mask beside its camera original. Overrides after CONFIG apply
+# to both stages (stage 2 keeps its own steps, warm-up and pairs). To ship the result:
 #   rm -r exif_jax/bundled_model && cp -r WORK/bundled_model exif_jax/bundled_model
 set -euo pipefail
 PHOTOS=${1:-../shared/data/photos}
 WORK=$(realpath -m "${2:-workdirs/bundled}")
 CONFIG=${3:-configs/cpu.py}
+OVERRIDES=("${@:4}")
 VAL_MODELS="PhotoPC 3100Z,PV-SD4090,PENTAX *ist DL,KODAK DC280 ZOOM DIGITAL CAMERA,Photosmart M417,Canon EOS DIGITAL REBEL XT,COOLPIX S3100"
 
 python -m data_prep --photos "$PHOTOS" --out "$WORK/shards" --val_models "$VAL_MODELS"
 python -m exif_jax.main --config "$CONFIG" --workdir "$WORK/stage1" \
-  --config.data.data_dir="$WORK/shards"
+  --config.data.data_dir="$WORK/shards" "${OVERRIDES[@]}"
 python -m exif_jax.main --config "$CONFIG" --workdir "$WORK/stage2" \
-  --config.data.data_dir="$WORK/shards" --config.stage=classifier \
+  --config.data.data_dir="$WORK/shards" "${OVERRIDES[@]}" --config.stage=classifier \
   --config.init_from="$WORK/stage1" --config.train.steps=300 --config.train.warmup_steps=0 \
   --config.data.same_image_fraction=0.5 --config.eval.every=300
 # Remade on every run, so that a rerun never measures a stale copy.
