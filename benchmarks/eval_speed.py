@@ -9,7 +9,8 @@ and the total's ratio to that floor. The baseline is the original dense algorith
 and scikit-learn on the same patches and features: every pair runs the whole head on
 concat(f_i, f_j), response maps are accumulated patch by patch, sklearn's MeanShift finds the
 modes. Its pair time is extrapolated from `--baseline_rows` rows of the matrix where the full
-matrix would take minutes (said in the output).
+matrix would take minutes (said in the output). For the CPU config it also times the
+`Localizer` call of an ensemble of `--ensemble_size` models (other seeds) against one member.
 """
 
 from __future__ import annotations
@@ -62,11 +63,11 @@ def model_flops(scorer: consistency.ConsistencyModel, patches: np.ndarray, a, b)
   """Backbone + pairs FLOPs of one image, as the jitted programs run them (padding included)."""
   batch = patches[:scorer.feature_batch]
   batch = np.pad(batch, ((0, scorer.feature_batch - len(batch)), (0, 0), (0, 0), (0, 0)))
-  project = consistency.ConsistencyModel._project.lower(scorer, scorer._state, batch).compile()
+  project = consistency.ConsistencyModel._project.lower(scorer, scorer._states, batch).compile()
   num_batches = -(-len(patches) // scorer.feature_batch)
   rows = scorer.rows_per_block(len(patches), False)
   pairs = consistency.ConsistencyModel._pairs.lower(
-      scorer, scorer._state, a[:rows], b, False).compile()
+      scorer, scorer._states, a[:, :rows], b, False).compile()
   return common.flops(project) * num_batches + common.flops(pairs) * -(-len(patches) // rows)
 
 
@@ -156,6 +157,21 @@ def measure(config, image: np.ndarray, peak: float, repeats: int,
   return result
 
 
+def measure_ensemble(config, image: np.ndarray, size: int, repeats: int) -> dict[str, float]:
+  """An ensemble's whole localization against one member's: the price of averaging trainings."""
+  members = []
+  for seed in range(size):
+    config = config.copy_and_resolve_references()
+    config.seed = seed
+    members.append(train.create_model(config))
+  single = localizer.Localizer(members[0])
+  ensemble = localizer.Localizer(members)
+  single_s = common.seconds_per_call(lambda: single(image).map, repeats)
+  ensemble_s = common.seconds_per_call(lambda: ensemble(image).map, repeats)
+  return {"ensemble_size": size, "single_total_s": single_s, "ensemble_total_s": ensemble_s,
+          "ensemble_over_single": ensemble_s / single_s}
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -163,6 +179,8 @@ def main():
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--baseline_rows", type=int, default=16,
                       help="rows of the dense baseline's pair matrix to time")
+  parser.add_argument("--ensemble_size", type=int, default=3,
+                      help="members of the CPU-config ensemble to time")
   args = parser.parse_args()
   image = load_image(args.image)
   peak = common.matmul_peak_flops()
@@ -173,6 +191,7 @@ def main():
   result = {"device": jax.devices()[0].device_kind, "image_shape": list(image.shape),
             "matmul_peak_flops_per_s": peak,
             "cpu": measure(small, image, peak, args.repeats),
+            "cpu_ensemble": measure_ensemble(small, image, args.ensemble_size, args.repeats),
             "exif_resnet50": measure(resnet50, image, peak, args.repeats, args.baseline_rows)}
   print(json.dumps(result, indent=1))
 

@@ -13,9 +13,10 @@ from eval import image_io
 from eval import localizer as localizer_lib
 from exif_jax import checkpointing
 
-CHECKPOINT = flags.DEFINE_string(
+CHECKPOINT = flags.DEFINE_multi_string(
     "checkpoint", None, "A training workdir, its checkpoints/ folder or one step folder "
-    "(default: the bundled model).")
+    "(default: the bundled model). Several, of one model config: their ensemble, the mean of "
+    "their pair predictions (one forward pass per model)")
 OUT = flags.DEFINE_string("out", None, "Output folder (maps/, scores.csv, report.html).",
                           required=True)
 NUM_PATCHES = flags.DEFINE_integer("num_patches", 500, "About this many patches per image.")
@@ -40,7 +41,14 @@ def run_batch(examples: list[datasets.Example], title: str) -> list[dict[str, An
 
 
 def make_localizer() -> localizer_lib.Localizer:
-  model = checkpointing.restore(CHECKPOINT.value or checkpointing.BUNDLED_MODEL)
-  return localizer_lib.Localizer(model, localizer_lib.Options(
+  paths = CHECKPOINT.value or [checkpointing.BUNDLED_MODEL]
+  first = checkpointing.restore_config(paths[0])
+  for path in paths[1:]:
+    try:
+      checkpointing.check_compatible(checkpointing.restore_config(path).to_dict(), first)
+    except ValueError as e:
+      raise SystemExit(f"error: {path}: cannot average with {paths[0]}: {e}") from None
+  options = localizer_lib.Options(
       num_patches=NUM_PATCHES.value, stride=STRIDE.value, ncuts=NCUTS.value,
-      attribute_maps=ATTR_MAPS.value, pair_memory_bytes=PAIR_MEMORY_MB.value * 2**20))
+      attribute_maps=ATTR_MAPS.value, pair_memory_bytes=PAIR_MEMORY_MB.value * 2**20)
+  return localizer_lib.Localizer([checkpointing.restore(path) for path in paths], options)

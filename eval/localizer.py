@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from typing import Sequence
 
 import jax
 import numpy as np
@@ -47,10 +48,11 @@ _RESULT_OPTIONS = ("num_patches", "stride", "ncuts", "attribute_maps", "attribut
                    "num_separating")
 
 
-def _state_sha256(model: nnx.Module) -> str:
-  """Identifies the weights (and batch-norm statistics) behind a set of maps."""
+def _state_sha256(models: Sequence[nnx.Module]) -> str:
+  """Identifies the weights (and batch-norm statistics) behind a set of maps; for an ensemble,
+  the members in order."""
   digest = hashlib.sha256()
-  for leaf in jax.tree.leaves(nnx.state(model)):
+  for leaf in jax.tree.leaves([nnx.state(model) for model in models]):
     digest.update(np.asarray(leaf).tobytes())
   return digest.hexdigest()
 
@@ -58,15 +60,19 @@ def _state_sha256(model: nnx.Module) -> str:
 class Localizer:
   """Runs the jitted consistency model and turns its matrix into maps.
 
-  `settings` names the model and options, so that a resumed batch can refuse to mix maps.
+  `models`: one model, or several of one architecture whose consistency matrices are averaged.
+  `settings` names the weights and options, so that a resumed batch can refuse to mix maps.
   """
 
-  def __init__(self, model, options: Options = Options()):
+  def __init__(self, models: nnx.Module | Sequence[nnx.Module], options: Options = Options()):
+    models = [models] if isinstance(models, nnx.Module) else list(models)
     self.consistency = consistency_lib.ConsistencyModel(
-        model, pair_memory_bytes=options.pair_memory_bytes)
+        models, pair_memory_bytes=options.pair_memory_bytes)
     self.options = options
-    self.settings = {"model_sha256": _state_sha256(model), **{
+    self.settings = {"model_sha256": _state_sha256(models), **{
         name: getattr(options, name) for name in _RESULT_OPTIONS}}
+    if len(models) > 1:
+      self.settings["ensemble_size"] = len(models)
 
   def __call__(self, image: np.ndarray) -> Localization:
     """image: uint8 HxWx3. Raises ValueError for an image smaller than one patch."""

@@ -18,6 +18,7 @@ from data_prep import photos as photo_inputs
 from eval import consistency
 from eval import datasets
 from eval import synth_splices
+from exif_jax import checkpointing
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +218,48 @@ def test_pair_chunks_do_not_change_the_matrix(tiny_run):
   np.testing.assert_allclose(chunked.matrix, whole.matrix, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(whole.matrix, whole.matrix.T)
   assert ((0 <= whole.matrix) & (whole.matrix <= 1)).all()
+
+
+def test_an_ensemble_averages_its_members_matrices(tiny_run):
+  """Two checkpoints of one run are two models; the ensemble's P(same) is their mean."""
+  workdir, _ = tiny_run
+  steps = sorted((workdir / "checkpoints").iterdir(), key=lambda p: int(p.name))
+  members = [checkpointing.restore(step) for step in steps[-2:]]
+  image = np.asarray(Image.open(FIXTURES / "camera" / sorted(
+      p.name for p in (FIXTURES / "camera").glob("*.jpg"))[0]))[:300, :300]
+  alone = [consistency.ConsistencyModel(m)(image, num_patches=36, with_attributes=True)
+           for m in members]
+  assert np.abs(alone[0].matrix - alone[1].matrix).max() > 1e-4  # Distinct members.
+  both = consistency.ConsistencyModel(members)(image, num_patches=36, with_attributes=True)
+  np.testing.assert_allclose(both.matrix, (alone[0].matrix + alone[1].matrix) / 2, atol=1e-5)
+  np.testing.assert_allclose(
+      both.attributes, (alone[0].attributes + alone[1].attributes) / 2, atol=1e-5)
+  with pytest.raises(ValueError, match="differ in architecture"):
+    consistency.ConsistencyModel([members[0], checkpointing.restore(checkpointing.BUNDLED_MODEL)])
+
+
+def test_repeated_checkpoints_localize_as_an_ensemble(tiny_run, splices, tmp_path):
+  workdir, _ = tiny_run
+  steps = sorted((workdir / "checkpoints").iterdir(), key=lambda p: int(p.name))
+  args = ["--checkpoint", str(steps[-2]), "--checkpoint", str(steps[-1]),
+          "--images", str(splices / "images"), "--num_patches", "36"]
+  run_module("eval.run_eval", *args, "--out", str(tmp_path / "both"))
+  run_module("eval.run_eval", *args[2:], "--out", str(tmp_path / "last"))
+  both, last = (json.loads((tmp_path / name / "settings.json").read_text())
+                for name in ("both", "last"))
+  assert both["ensemble_size"] == 2 and "ensemble_size" not in last
+  assert both["model_sha256"] != last["model_sha256"]
+  stems = sorted(p.stem for p in (splices / "images").iterdir())
+  assert sorted(p.stem for p in (tmp_path / "both" / "maps").glob("*.npy")) == stems
+  assert any(not np.array_equal(np.load(tmp_path / "both" / "maps" / f"{stem}.npy"),
+                                np.load(tmp_path / "last" / "maps" / f"{stem}.npy"))
+             for stem in stems)
+  # Trainings of other model configs cannot be averaged: one line naming both and the field.
+  refused = subprocess.run(
+      [sys.executable, "-m", "eval.run_eval", *args[:2], "--checkpoint",
+       str(checkpointing.BUNDLED_MODEL), *args[4:], "--out", str(tmp_path / "mixed")],
+      cwd=REPO, capture_output=True, text=True, check=False)
+  assert refused.returncode == 1
+  error = refused.stderr.strip().splitlines()[-1]
+  assert error.startswith(f"error: {checkpointing.BUNDLED_MODEL}: cannot average with")
+  assert "model.depth" in error or "model.width" in error
