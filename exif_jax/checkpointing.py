@@ -81,11 +81,12 @@ def check_compatible(saved: dict[str, Any], config: ml_collections.ConfigDict,
   """Refuses a checkpoint whose `fields` (config sections or keys) differ from the config's.
 
   The error names each mismatch, e.g. "model.width: checkpoint 4, config 8". A model option
-  newer than the checkpoint counts as its default there, as the model reads it.
+  newer than the checkpoint (or than the config, itself restored from an older checkpoint)
+  counts as its default there, as the model reads it.
   """
   wanted = json.loads(json.dumps(config.to_dict()))  # Tuples -> lists, as saved.
-  absent = json.loads(json.dumps({"model": models.OPTIONAL_FIELDS}))
-  saved, wanted = {**_flat(absent), **_flat(saved)}, _flat(wanted)
+  absent = _flat(json.loads(json.dumps({"model": models.OPTIONAL_FIELDS})))
+  saved, wanted = {**absent, **_flat(saved)}, {**absent, **_flat(wanted)}
   names = sorted(name for name in saved.keys() | wanted.keys()
                  if any(name == f or name.startswith(f + ".") for f in fields))
   mismatches = [f"{name}: checkpoint {saved.get(name)!r}, config {wanted.get(name)!r}"

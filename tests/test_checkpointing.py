@@ -4,6 +4,7 @@ import json
 
 import grain
 import jax
+import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
@@ -125,6 +126,12 @@ def test_checkpoints_older_than_a_model_option_mean_its_default():
     checkpointing.check_compatible(older, tiny_config(noise_stream_inputs="colour_and_residuals"))
   with pytest.raises(ValueError, match="post_processing_from_posteriors: checkpoint False"):
     checkpointing.check_compatible(older, tiny_config(post_processing_from_posteriors=True))
+  # The other way round too: a newer checkpoint against a config restored from the older one.
+  newer = json.loads(json.dumps(config.to_dict()))
+  checkpointing.check_compatible(newer, ml_collections.ConfigDict(older))
+  with pytest.raises(ValueError, match="model.noise_stream_width: checkpoint 8, config 0"):
+    checkpointing.check_compatible(tiny_config(noise_stream_width=8).to_dict(),
+                                   ml_collections.ConfigDict(older))
 
 
 def test_no_checkpoint_is_a_clear_error(tmp_path):
