@@ -42,10 +42,13 @@ def run_batch(examples: list[datasets.Example], title: str) -> list[dict[str, An
 
 def make_localizer() -> localizer_lib.Localizer:
   paths = CHECKPOINT.value or [checkpointing.BUNDLED_MODEL]
-  first = checkpointing.restore_config(paths[0])
-  for path in paths[1:]:
+  try:
+    configs = [checkpointing.restore_config(path) for path in paths]
+  except FileNotFoundError as e:
+    raise SystemExit(f"error: {e}") from None
+  for path, config in zip(paths[1:], configs[1:]):
     try:
-      checkpointing.check_compatible(checkpointing.restore_config(path).to_dict(), first)
+      checkpointing.check_compatible(config.to_dict(), configs[0])
     except ValueError as e:
       raise SystemExit(f"error: {path}: cannot average with {paths[0]}: {e}") from None
   options = localizer_lib.Options(
