@@ -161,9 +161,9 @@ def measure_ensemble(config, image: np.ndarray, size: int, repeats: int) -> dict
   """An ensemble's whole localization against one member's: the price of averaging trainings."""
   members = []
   for seed in range(size):
-    config = config.copy_and_resolve_references()
-    config.seed = seed
-    members.append(train.create_model(config))
+    member = config.copy_and_resolve_references()
+    member.seed = seed
+    members.append(train.create_model(member))
   single = localizer.Localizer(members[0])
   ensemble = localizer.Localizer(members)
   single_s = common.seconds_per_call(lambda: single(image).map, repeats)

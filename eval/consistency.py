@@ -35,12 +35,17 @@ class Consistency:
   attributes: np.ndarray | None
 
 
+def members(models: nnx.Module | Sequence[nnx.Module]) -> list[nnx.Module]:
+  """One model or an ensemble's models, as the list of members."""
+  return [models] if isinstance(models, nnx.Module) else list(models)
+
+
 class ConsistencyModel:
   """Jitted feature, projection and pair functions over one restored model or an ensemble."""
 
   def __init__(self, models: nnx.Module | Sequence[nnx.Module], *, feature_batch: int = 64,
                pair_memory_bytes: int = 256 * 2**20):
-    models = [models] if isinstance(models, nnx.Module) else list(models)
+    models = members(models)
     for model in models:
       model.eval()
     graphdefs, states = zip(*(nnx.split(model) for model in models))

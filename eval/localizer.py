@@ -65,7 +65,7 @@ class Localizer:
   """
 
   def __init__(self, models: nnx.Module | Sequence[nnx.Module], options: Options = Options()):
-    models = [models] if isinstance(models, nnx.Module) else list(models)
+    models = consistency_lib.members(models)
     self.consistency = consistency_lib.ConsistencyModel(
         models, pair_memory_bytes=options.pair_memory_bytes)
     self.options = options

@@ -220,11 +220,15 @@ def test_pair_chunks_do_not_change_the_matrix(tiny_run):
   assert ((0 <= whole.matrix) & (whole.matrix <= 1)).all()
 
 
+def last_two_steps(workdir: pathlib.Path) -> list[pathlib.Path]:
+  """The run's two latest step folders: two distinct models of one config."""
+  return sorted((workdir / "checkpoints").iterdir(), key=lambda p: int(p.name))[-2:]
+
+
 def test_an_ensemble_averages_its_members_matrices(tiny_run):
   """Two checkpoints of one run are two models; the ensemble's P(same) is their mean."""
   workdir, _ = tiny_run
-  steps = sorted((workdir / "checkpoints").iterdir(), key=lambda p: int(p.name))
-  members = [checkpointing.restore(step) for step in steps[-2:]]
+  members = [checkpointing.restore(step) for step in last_two_steps(workdir)]
   image = np.asarray(Image.open(FIXTURES / "camera" / sorted(
       p.name for p in (FIXTURES / "camera").glob("*.jpg"))[0]))[:300, :300]
   alone = [consistency.ConsistencyModel(m)(image, num_patches=36, with_attributes=True)
@@ -240,8 +244,8 @@ def test_an_ensemble_averages_its_members_matrices(tiny_run):
 
 def test_repeated_checkpoints_localize_as_an_ensemble(tiny_run, splices, tmp_path):
   workdir, _ = tiny_run
-  steps = sorted((workdir / "checkpoints").iterdir(), key=lambda p: int(p.name))
-  args = ["--checkpoint", str(steps[-2]), "--checkpoint", str(steps[-1]),
+  steps = last_two_steps(workdir)
+  args = ["--checkpoint", str(steps[0]), "--checkpoint", str(steps[1]),
           "--images", str(splices / "images"), "--num_patches", "36"]
   run_module("eval.run_eval", *args, "--out", str(tmp_path / "both"))
   run_module("eval.run_eval", *args[2:], "--out", str(tmp_path / "last"))
