@@ -1,0 +1,56 @@
+"""The classical noise-level method on real images the repository ships."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO
+from eval import metrics
+from eval import noise_method
+
+EXAMPLES = REPO / "examples"
+
+
+def load(kind: str, stem: str) -> np.ndarray:
+  return np.asarray(Image.open(EXAMPLES / kind / f"{stem}.png").convert("RGB"))
+
+
+def test_pasted_region_of_another_camera_is_hotter():
+  """spliced_00000 pastes a Pentax photo into an Epson one: their noise differs."""
+  mask = load("masks", "spliced_00000")[..., 0] > 127
+  result = noise_method.NoiseLocalizer()(load("images", "spliced_00000"))
+  assert result.map.shape == mask.shape and result.map.dtype == np.float32
+  assert 0 <= result.map.min() and result.map.max() <= 1
+  assert result.map[mask].mean() > result.map[~mask].mean() + 0.2
+  assert metrics.average_precision(mask, result.map) > 3 * mask.mean()
+
+
+def test_added_noise_lights_up_where_it_was_added():
+  image = load("images", "authentic_00000").astype(np.float32)
+  noisy = image.copy()
+  rng = np.random.default_rng(0)
+  noisy[100:260, 200:400] += rng.normal(0, 6, noisy[100:260, 200:400].shape)
+  noisy = np.clip(np.round(noisy), 0, 255).astype(np.uint8)
+  mask = np.zeros(image.shape[:2], bool)
+  mask[100:260, 200:400] = True
+  localize = noise_method.NoiseLocalizer()
+  result = localize(noisy)
+  assert result.map[mask].mean() > result.map[~mask].mean() + 0.3
+  assert result.score > localize(image.astype(np.uint8)).score
+
+
+def test_flat_image_has_no_signal():
+  result = noise_method.NoiseLocalizer()(np.full((200, 300, 3), 128, np.uint8))
+  assert result.no_signal and result.score == 0 and not result.map.any()
+
+
+def test_block_count_is_bounded_on_large_images():
+  image = np.random.default_rng(1).integers(0, 255, (3000, 4000, 3), np.uint8)
+  result = noise_method.NoiseLocalizer()(image)
+  assert result.num_patches <= noise_method.MAX_BLOCKS_PER_SIDE**2
+  assert result.map.shape == (3000, 4000)
+
+
+def test_image_smaller_than_a_block_is_refused():
+  with pytest.raises(ValueError, match="at least 32x32"):
+    noise_method.NoiseLocalizer()(np.zeros((20, 300, 3), np.uint8))
