@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import re
+import zipfile
 from collections.abc import Mapping
 
 import jax.numpy as jnp
@@ -121,15 +122,46 @@ def original_names(model_config: ml_collections.ConfigDict) -> dict[str, tuple[i
   return {name: entry.shape for name, entry in entries.items()}
 
 
-def load_mapping(path: str | pathlib.Path) -> dict[str, np.ndarray]:
+def _npz_shapes(path: str) -> dict[str, tuple[int, ...]]:
+  """Name -> shape of every array in an .npz, read from the member headers alone.
+
+  Nothing is decompressed, so a small archive that unpacks to gigabytes costs nothing here.
+  Raises ValueError for a file that is not an .npz of plain numeric arrays.
+  """
+  shapes = {}
+  try:
+    with zipfile.ZipFile(path) as archive:
+      for member in archive.infolist():
+        name = member.filename.removesuffix(".npy")
+        with archive.open(member) as stream:
+          version = np.lib.format.read_magic(stream)
+          read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                         else np.lib.format.read_array_header_2_0)
+          shape, _, dtype = read_header(stream)
+        if dtype.kind not in "fiub":
+          raise ValueError(f"{name} holds {dtype} values, not numbers")
+        shapes[name] = tuple(shape)
+  except (zipfile.BadZipFile, EOFError) as e:
+    raise ValueError(f"not an .npz archive ({e})") from None
+  return shapes
+
+
+def load_mapping(path: str | pathlib.Path,
+                 expected: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
   """Name -> array from an .npz dump, or from a TF checkpoint prefix when TF is installed.
 
-  Optimizer state is skipped. See the module docstring for the script that writes the dump.
+  Optimizer state is skipped. With `expected` (name -> shape, from original_names), an .npz's
+  names and shapes are checked from its headers before any array is read. See the module
+  docstring for the script that writes the dump.
   """
   path = str(path)
   if path.endswith(".npz"):
-    with np.load(path) as npz:
-      return {name: npz[name] for name in npz.files if not is_optimizer_state(name)}
+    shapes = {name: shape for name, shape in _npz_shapes(path).items()
+              if not is_optimizer_state(name)}
+    if expected is not None:
+      _check(shapes, _without_absent_gammas(expected, shapes))
+    with np.load(path, allow_pickle=False) as npz:
+      return {name: npz[name] for name in shapes}
   try:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
   except ImportError:
@@ -142,10 +174,17 @@ def load_mapping(path: str | pathlib.Path) -> dict[str, np.ndarray]:
           if not is_optimizer_state(name)}
 
 
-def _check(mapping: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, ...]]):
+def _without_absent_gammas(expected: Mapping[str, tuple[int, ...]],
+                           given: Mapping[str, object]) -> dict[str, tuple[int, ...]]:
+  """Weights with no `gamma` at all were trained with batch_norm(scale=False): none expected."""
+  if any(name.endswith("/gamma") for name in given):
+    return dict(expected)
+  return {name: shape for name, shape in expected.items() if not name.endswith("/gamma")}
+
+
+def _check(given: Mapping[str, tuple[int, ...]], expected: Mapping[str, tuple[int, ...]]):
   """Raises one ValueError listing every missing, unexpected and mis-shaped name."""
-  given = {name: tuple(np.shape(value)) for name, value in mapping.items()
-           if not is_optimizer_state(name)}
+  given = {name: tuple(shape) for name, shape in given.items() if not is_optimizer_state(name)}
   missing = sorted(expected.keys() - given.keys())
   unexpected = sorted(given.keys() - expected.keys())
   mismatched = sorted(f"{name}: checkpoint {given[name]}, model {expected[name]}"
@@ -168,12 +207,11 @@ def convert(mapping: Mapping[str, np.ndarray],
   """
   model = _abstract_model(model_config)
   entries = _entries(model, model_config.depth)
-  expected = {name: entry.shape for name, entry in entries.items()}
-  no_scale = not any(name.endswith("/gamma") for name in mapping)
-  if no_scale:
+  expected = _without_absent_gammas(
+      {name: entry.shape for name, entry in entries.items()}, mapping)
+  if len(expected) < len(entries):
     logging.warning("no batch-norm gamma in the TF1 weights (scale=False): using ones")
-    expected = {name: shape for name, shape in expected.items() if not name.endswith("/gamma")}
-  _check(mapping, expected)
+  _check({name: np.shape(value) for name, value in mapping.items()}, expected)
   for name, entry in entries.items():
     variable = entry.variable
     value = (np.ones(variable.shape) if name not in expected
@@ -186,8 +224,11 @@ def convert(mapping: Mapping[str, np.ndarray],
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  config = flags.FLAGS.config
-  model = convert(load_mapping(flags.FLAGS.weights), config.model)
+  config, weights = flags.FLAGS.config, flags.FLAGS.weights
+  try:
+    model = convert(load_mapping(weights, original_names(config.model)), config.model)
+  except (ValueError, OSError) as e:
+    raise SystemExit(f"error: {weights}: {e}") from None
   print(f"converted {flags.FLAGS.weights} -> {checkpointing.save_model(flags.FLAGS.out, model, config)}")
 
 

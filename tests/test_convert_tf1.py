@@ -5,6 +5,7 @@ import math
 import re
 import subprocess
 import sys
+import zipfile
 
 import jax
 import ml_collections
@@ -212,3 +213,38 @@ def test_command_line_writes_a_checkpoint_that_restore_reads(tmp_path, model, we
 
   with pytest.raises(FileExistsError, match="holds checkpoints already"):
     checkpointing.save_model(tmp_path / "work", model, restored_config)
+
+
+def npz_with_header_only(path, name: str, shape: tuple[int, ...], dtype=np.float32):
+  """An .npz whose member declares `shape` but holds no data: loading it would fail."""
+  with zipfile.ZipFile(path, "w") as archive, archive.open(f"{name}.npy", "w") as member:
+    np.lib.format.write_array_header_1_0(
+        member, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                 "fortran_order": False, "shape": shape})
+
+
+def test_npz_shapes_are_checked_from_headers_before_loading(tmp_path, weights):
+  """A member declaring 2^28 floats under a real name is refused without reading it."""
+  path = tmp_path / "huge.npz"
+  name = "predict/fc_out/weights"
+  npz_with_header_only(path, name, (2**28,))
+  expected = convert_tf1.original_names(small_config())
+  with pytest.raises(ValueError, match=re.escape(f"{name}: checkpoint (268435456,)")):
+    convert_tf1.load_mapping(path, expected)
+
+
+@pytest.mark.parametrize("content", ["random_bytes", "object_array"])
+def test_bad_npz_is_a_one_line_error(tmp_path, content):
+  path = tmp_path / "exif_final.npz"
+  if content == "random_bytes":
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+  else:
+    np.savez(path, **{"predict/fc_out/weights": np.array([{"a": 1}], dtype=object)})
+  command = [sys.executable, "-m", "eval.convert_tf1", f"--weights={path}",
+             f"--out={tmp_path / 'work'}"]
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+  assert result.returncode != 0
+  lines = result.stderr.strip().splitlines()
+  assert lines[-1].startswith(f"error: {path}: ") and "Traceback" not in result.stderr
+  assert ("not an .npz" if content == "random_bytes" else "object values") in lines[-1]
+  assert not (tmp_path / "work").exists()
