@@ -14,6 +14,7 @@ from etils import epath
 from PIL import Image
 
 from exif_jax import exif_attrs
+from exif_jax import jpeg_scan
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".tif", ".tiff", ".webp"})
@@ -146,6 +147,8 @@ def _decode(data: bytes, options: PrepOptions) -> np.ndarray:
   if image.mode != "RGB":
     reason = _MODE_REASONS.get(image.mode, f"{image.mode} pixels")
     raise _Reject(f"unsupported pixel format: {reason}")
+  if image.format in ("JPEG", "MPO") and (reason := jpeg_scan.truncation(data)):
+    raise _Reject(reason)
   try:
     image.load()
   except Exception as e:  # Truncated or corrupt entropy-coded data.

@@ -6,12 +6,15 @@ traces live on the stored grid, and benchmark masks are drawn on it.
 
 from __future__ import annotations
 
+import mmap
 import os
 import pathlib
 import stat
 
 import numpy as np
 from PIL import Image
+
+from exif_jax import jpeg_scan
 
 DEFAULT_MAX_PIXELS = 120_000_000  # 12000x10000: larger than any camera, smaller than a bomb.
 
@@ -22,6 +25,15 @@ def rgb_pixels(image: Image.Image) -> np.ndarray:
     gray = np.clip(np.asarray(image).astype(np.int64) >> 8, 0, 255).astype(np.uint8)
     return np.repeat(gray[..., None], 3, axis=-1)
   return np.asarray(image.convert("RGB"))
+
+
+def _check_jpeg_data(path: pathlib.Path) -> None:
+  """ValueError when the file ends before the image its header declares (libjpeg would pad
+  it with grey at the cost of the declared size)."""
+  with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+    reason = jpeg_scan.truncation(data)
+  if reason:
+    raise ValueError(reason)
 
 
 def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -53,6 +65,8 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     if image.width * image.height > max_pixels:
       raise ValueError(
           f"image too large: {image.width}x{image.height} pixels > max_pixels {max_pixels}")
+    if image.format in ("JPEG", "MPO"):
+      _check_jpeg_data(path)
     try:
       return rgb_pixels(image)
     except Exception as e:  # Truncated or corrupt entropy-coded data.

@@ -96,6 +96,10 @@ def make_corpus(folder: pathlib.Path, goods: list[pathlib.Path]) -> dict[str, Ex
       "smaller than 128", "smaller than one 128 px patch")
   add("bomb.jpg", lambda p: p.write_bytes(jpeg_with_declared_size(goods[0], 60000, 60000)),
       "bomb", "bomb")
+  # A real photo of a few hundred KB whose header claims 10000x10000: under max_pixels, but
+  # its data ends long before; decoding it would cost the declared size.
+  add("declared_larger.jpg", lambda p: p.write_bytes(jpeg_with_declared_size(
+      goods[0], 10000, 10000)), "truncated", "truncated")
   add("duplicate.jpg", lambda p: shutil.copy(goods[0], p), "duplicate of", None)
   add("missing_target.jpg", lambda p: p.symlink_to(folder / "nowhere.jpg"),
       "unreadable", "dangling symlink")
