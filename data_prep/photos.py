@@ -94,15 +94,35 @@ def load_photo(path: str, options: PrepOptions) -> Photo | Skipped:
   """Reads, checks and crops one photo. Never raises for a bad file: it returns Skipped."""
   source = display_name(path)
   try:
-    if "://" not in path and not stat.S_ISREG(os.stat(path).st_mode):
-      return Skipped(source, "not a regular file")  # Reading a pipe would block forever.
-    data = epath.Path(path).read_bytes()
-  except OSError as e:
-    return Skipped(source, f"unreadable file: {e.strerror or e}")
+    data = read_file(path, options.max_pixels)
+  except ValueError as e:
+    return Skipped(source, str(e))
   try:
     return _photo_from_bytes(data, source, options)
   except _Reject as e:
     return Skipped(source, str(e))
+
+
+def max_file_bytes(max_pixels: int) -> int:
+  """The largest file read: an uncompressed 8-bit RGB image at the pixel limit plus 16 MiB of
+  metadata, far above any camera file; a sparse or padded file of gigabytes is not read."""
+  return 3 * max_pixels + 2**24
+
+
+def read_file(path: str, max_pixels: int) -> bytes:
+  """The file's bytes, or ValueError with a one-line reason; never blocks on a pipe and never
+  reads more than max_file_bytes(max_pixels)."""
+  try:
+    if "://" not in path:
+      info = os.stat(path)
+      if not stat.S_ISREG(info.st_mode):
+        raise ValueError("not a regular file")
+      if info.st_size > max_file_bytes(max_pixels):
+        raise ValueError(f"file too large: {info.st_size} bytes > "
+                         f"{max_file_bytes(max_pixels)} (3 bytes per pixel of max_pixels)")
+    return epath.Path(path).read_bytes()
+  except OSError as e:
+    raise ValueError(f"unreadable file: {e.strerror or e}") from None
 
 
 class _Reject(Exception):

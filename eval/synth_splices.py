@@ -120,7 +120,10 @@ def list_sources(photos: os.PathLike | str | Sequence[os.PathLike | str], *,
 def _read_source(path: str) -> Source | str:
   """The photo's Source, or why it cannot be one."""
   try:
-    data = epath.Path(path).read_bytes()
+    data = photo_inputs.read_file(path, photo_inputs.PrepOptions.max_pixels)
+  except ValueError as e:
+    return str(e)
+  try:
     exif = exif_attrs.read_exif(data)
     with Image.open(io.BytesIO(data)) as image:
       mode, (width, height) = image.mode, image.size

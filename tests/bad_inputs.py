@@ -16,6 +16,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from data_prep import photos as photo_inputs
+
 _ARTIST, _DESCRIPTION, _ORIENTATION, _SOFTWARE = 0x013B, 0x010E, 0x0112, 0x0131
 _PLACEHOLDER = b"ARTIST-PLACEHOLDER"
 
@@ -50,6 +52,13 @@ def _jpeg_with_exif(photo: Image.Image, edits: dict[int, object],
   if raw_artist is not None:  # Pillow writes ASCII only: swap the bytes in afterwards.
     data = data.replace(_PLACEHOLDER, raw_artist.ljust(len(_PLACEHOLDER), b"!"))
   return data
+
+
+def _sparse_file(path: pathlib.Path, photo: Image.Image, size: int) -> None:
+  """A real JPEG followed by a hole up to `size` bytes: gigabytes that take no disk."""
+  photo.save(path, format="JPEG")
+  with path.open("r+b") as f:
+    f.truncate(size)
 
 
 def make_corpus(folder: pathlib.Path, goods: list[pathlib.Path]) -> dict[str, Expected]:
@@ -100,6 +109,8 @@ def make_corpus(folder: pathlib.Path, goods: list[pathlib.Path]) -> dict[str, Ex
   # its data ends long before; decoding it would cost the declared size.
   add("declared_larger.jpg", lambda p: p.write_bytes(jpeg_with_declared_size(
       goods[0], 10000, 10000)), "truncated", "truncated")
+  add("sparse_huge.jpg", lambda p: _sparse_file(p, small, photo_inputs.max_file_bytes(
+      photo_inputs.PrepOptions.max_pixels) + 1), "file too large", None)
   add("duplicate.jpg", lambda p: shutil.copy(goods[0], p), "duplicate of", None)
   add("missing_target.jpg", lambda p: p.symlink_to(folder / "nowhere.jpg"),
       "unreadable", "dangling symlink")

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -156,3 +157,21 @@ def test_cli_holds_out_the_cameras_of_a_dataset_info_split(tmp_path):
   assert {e.stem for e in datasets.load("folder", out)} == {r["stem"] for r in rows}
   with pytest.raises(ValueError, match="no split 'test'; it has train, val"):
     synth_splices.cameras_from_info(info, "test")
+
+
+def test_pipes_and_huge_files_are_skipped_without_reading_them(tmp_path):
+  """A FIFO would block a read forever; a sparse file of gigabytes would fill memory."""
+  folder = tmp_path / "in"
+  folder.mkdir()
+  good = sorted(PHOTOS.glob("*.jpg"))[:2]
+  for photo in good:
+    (folder / photo.name).write_bytes(photo.read_bytes())
+  os.mkfifo(folder / "pipe.jpg")
+  huge = folder / "huge.jpg"
+  huge.write_bytes(good[0].read_bytes())
+  with huge.open("r+b") as f:
+    f.truncate(4 * 2**30)
+  sources = synth_splices.list_sources(folder)
+  assert sorted(pathlib.Path(s.path).name for s in sources) == sorted(p.name for p in good)
+  assert synth_splices._read_source(str(folder / "pipe.jpg")) == "not a regular file"
+  assert synth_splices._read_source(str(huge)).startswith("file too large: 4294967296 bytes")
