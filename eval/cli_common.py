@@ -5,14 +5,19 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
+from absl import app
 from absl import flags
 
 from eval import batch
 from eval import datasets
 from eval import image_io
 from eval import localizer as localizer_lib
+from eval import noise_method
 from exif_jax import checkpointing
 
+METHOD = flags.DEFINE_enum(
+    "method", "exif", ["exif", "noise"], "exif: the learned self-consistency model "
+    "(--checkpoint); noise: the training-free local noise-level reference (no model).")
 CHECKPOINT = flags.DEFINE_multi_string(
     "checkpoint", None, "A training workdir, its checkpoints/ folder or one step folder "
     "(default: the bundled model). Several, of one model config: their ensemble, the mean of "
@@ -40,7 +45,11 @@ def run_batch(examples: list[datasets.Example], title: str) -> list[dict[str, An
     raise SystemExit(f"error: {e}") from None  # One line, exit status 1.
 
 
-def make_localizer() -> localizer_lib.Localizer:
+def make_localizer() -> localizer_lib.Localizer | noise_method.NoiseLocalizer:
+  if METHOD.value == "noise":
+    if CHECKPOINT.value or NCUTS.value:
+      raise app.UsageError("--method noise uses no model: drop --checkpoint and --ncuts")
+    return noise_method.NoiseLocalizer()
   paths = CHECKPOINT.value or [checkpointing.BUNDLED_MODEL]
   try:
     configs = [checkpointing.restore_config(path) for path in paths]

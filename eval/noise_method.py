@@ -60,7 +60,9 @@ def inconsistency(sigma: np.ndarray, mean: np.ndarray) -> np.ndarray:
 class NoiseLocalizer:
   """Callable like localizer.Localizer: uint8 HxWx3 image -> Localization."""
 
-  settings = {"method": "noise", "block": BLOCK, "log_scale": LOG_SCALE}
+  def __init__(self):
+    # Recorded in OUT/settings.json, so that a rerun never mixes these maps with a model's.
+    self.settings = {"method": "noise", "block": BLOCK, "log_scale": LOG_SCALE}
 
   def __call__(self, image: np.ndarray) -> localizer_lib.Localization:
     grey = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)

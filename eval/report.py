@@ -86,8 +86,9 @@ def _provenance(settings: dict[str, Any]) -> str:
   """One line naming the weights and options behind every map of the page."""
   options = ", ".join(f"{name} {value}" for name, value in sorted(settings.items())
                       if name != "model_sha256")
-  return (f'<p class="settings">Model sha256 <code>{settings["model_sha256"][:16]}</code>; '
-          f"{html.escape(options)}.</p>")
+  source = (f'Model sha256 <code>{settings["model_sha256"][:16]}</code>'
+            if "model_sha256" in settings else "No model")
+  return f'<p class="settings">{source}; {html.escape(options)}.</p>'
 
 
 def write(out: pathlib.Path, records: Sequence[dict[str, Any]], title: str,

@@ -1,5 +1,9 @@
 """The classical noise-level method on real images the repository ships."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -54,3 +58,39 @@ def test_block_count_is_bounded_on_large_images():
 def test_image_smaller_than_a_block_is_refused():
   with pytest.raises(ValueError, match="at least 32x32"):
     noise_method.NoiseLocalizer()(np.zeros((20, 300, 3), np.uint8))
+
+
+def test_localize_and_eval_run_the_noise_method_through_the_output_contract(tmp_path):
+  out = tmp_path / "localize"
+  command = [sys.executable, "-m", "eval.localize", str(EXAMPLES / "images"), "--out", str(out),
+             "--method", "noise"]
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  settings = json.loads((out / "settings.json").read_text())
+  assert settings["method"] == "noise" and "model_sha256" not in settings
+  stems = sorted(p.stem for p in (EXAMPLES / "images").glob("*.png"))
+  assert sorted(p.stem for p in (out / "maps").glob("*.npy")) == stems
+  expected = noise_method.NoiseLocalizer()(load("images", "spliced_00000")).map
+  np.testing.assert_array_equal(np.load(out / "maps" / "spliced_00000.npy"), expected)
+  assert "No model" in (out / "report.html").read_text()
+
+  evaluated = tmp_path / "eval"
+  command = [sys.executable, "-m", "eval.run_eval", "--images", str(EXAMPLES / "images"),
+             "--masks", str(EXAMPLES / "masks"), "--out", str(evaluated), "--method", "noise"]
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  metrics_json = json.loads((evaluated / "metrics.json").read_text())
+  assert 0 <= metrics_json["p-mAP"] <= 1 and "detection_auc" in metrics_json
+
+  with_model = [sys.executable, "-m", "eval.localize", str(EXAMPLES / "images"), "--out",
+                str(out), "--num_patches", "16"]
+  result = subprocess.run(with_model, cwd=REPO, capture_output=True, text=True, check=False)
+  assert result.returncode != 0 and "other settings" in result.stderr  # Never mixed.
+
+
+def test_noise_method_refuses_model_flags(tmp_path):
+  command = [sys.executable, "-m", "eval.localize", str(EXAMPLES / "images"), "--out",
+             str(tmp_path / "out"), "--method", "noise", "--ncuts"]
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+  assert result.returncode != 0 and "--method noise uses no model" in result.stderr
+  assert not (tmp_path / "out").exists()
