@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from conftest import REPO, SHARED_DATA
 from eval import metrics
 from eval import noise_method
 
@@ -94,3 +94,13 @@ def test_noise_method_refuses_model_flags(tmp_path):
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode != 0 and "--method noise uses no model" in result.stderr
   assert not (tmp_path / "out").exists()
+
+
+def test_shared_tampered_fixture_is_hotter_inside_the_pasted_star():
+  tampered = SHARED_DATA / "fixtures" / "tampered"
+  if not tampered.is_dir():
+    pytest.skip(f"{tampered}: the shared fixtures are not beside the repository")
+  image = np.asarray(Image.open(tampered / "yorkin_test1_fake.tiff").convert("RGB"))
+  mask = np.asarray(Image.open(tampered / "yorkin_test1_mask.png").convert("L")) > 127
+  heat = noise_method.NoiseLocalizer()(image).map
+  assert heat[mask].mean() > heat[~mask].mean() + 0.3
