@@ -53,7 +53,7 @@ def make_localizer() -> localizer_lib.Localizer | noise_method.NoiseLocalizer:
   paths = CHECKPOINT.value or [checkpointing.BUNDLED_MODEL]
   try:
     configs = [checkpointing.restore_config(path) for path in paths]
-  except FileNotFoundError as e:
+  except (FileNotFoundError, checkpointing.CheckpointError) as e:
     raise SystemExit(f"error: {e}") from None
   for path, config in zip(paths[1:], configs[1:]):
     try:
@@ -63,4 +63,8 @@ def make_localizer() -> localizer_lib.Localizer | noise_method.NoiseLocalizer:
   options = localizer_lib.Options(
       num_patches=NUM_PATCHES.value, stride=STRIDE.value, ncuts=NCUTS.value,
       attribute_maps=ATTR_MAPS.value, pair_memory_bytes=PAIR_MEMORY_MB.value * 2**20)
-  return localizer_lib.Localizer([checkpointing.restore(path) for path in paths], options)
+  try:
+    models = [checkpointing.restore(path) for path in paths]
+  except checkpointing.CheckpointError as e:
+    raise SystemExit(f"error: {e}") from None
+  return localizer_lib.Localizer(models, options)

@@ -19,8 +19,11 @@ from etils import epath
 from flax import nnx
 
 from exif_jax import models
+from exif_jax.models import resnet_v2
 
 CHECKPOINTS = "checkpoints"
+# Widths above this in a saved config are a corrupt file, not a model (ResNet-50 uses 4096).
+MAX_WIDTH = 1 << 16
 # The model shipped in the package; `localize` and `eval` use it when given no checkpoint.
 BUNDLED_MODEL = pathlib.Path(str(importlib.resources.files("exif_jax") / "bundled_model"))
 
@@ -123,7 +126,7 @@ def _abstract(state: nnx.State) -> Any:
 def _step_dir(path: epath.PathLike) -> epath.Path:
   """A step folder from a workdir, its checkpoints folder, or a step folder."""
   path = absolute(path)
-  if (path / "model").exists():
+  if (path / "model").exists() or (path / "config").exists():
     return path
   root = path / CHECKPOINTS if (path / CHECKPOINTS).exists() else path
   steps = sorted((int(p.name), p) for p in root.iterdir() if p.name.isdigit()) \
@@ -134,9 +137,47 @@ def _step_dir(path: epath.PathLike) -> epath.Path:
   return steps[-1][1]
 
 
+class CheckpointError(ValueError):
+  """A checkpoint that cannot be used; the message names its path and what is wrong."""
+
+
+def _reason(error: Exception) -> str:
+  """One line for an error raised deep inside Orbax or TensorStore."""
+  lines = str(error).strip().splitlines()
+  return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def _check_model_config(config: Any, where: epath.Path) -> None:
+  """Refuses a saved config that could not build a model, before anything is allocated."""
+  model = config.get("model") if isinstance(config, dict) else None
+  if not isinstance(model, dict):
+    raise CheckpointError(f"{where}: the saved config has no model section")
+  if model.get("depth") not in resnet_v2.STAGES:
+    raise CheckpointError(f"{where}: model.depth {model.get('depth')!r} is not one of "
+                          f"{sorted(resnet_v2.STAGES)}")
+  widths = {name: model.get(name) for name in ("width", "feature_dim", "classifier_width")}
+  widths.update({f"head_widths[{i}]": w for i, w in enumerate(model.get("head_widths") or [])})
+  if not model.get("head_widths"):
+    raise CheckpointError(f"{where}: model.head_widths is missing or empty")
+  for name, value in widths.items():
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_WIDTH:
+      raise CheckpointError(f"{where}: model.{name} is {value!r}; expected an integer in "
+                            f"1..{MAX_WIDTH}")
+
+
 def restore_config(path: epath.PathLike) -> ml_collections.ConfigDict:
-  """The config saved with the checkpoint at `path` (workdir, checkpoints folder or step)."""
-  config = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(_step_dir(path) / "config")
+  """The config saved with the checkpoint at `path` (workdir, checkpoints folder or step).
+
+  Raises CheckpointError when it is missing, unreadable or could not build a model.
+  """
+  config_dir = _step_dir(path) / "config"
+  if not config_dir.is_dir():
+    raise CheckpointError(f"{config_dir.parent}: no config/ folder; not a checkpoint step")
+  try:
+    config = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(config_dir)
+  except Exception as e:  # pylint: disable=broad-except  # Orbax raises many types.
+    raise CheckpointError(f"{config_dir}: unreadable config ({_reason(e)})") from None
+  _check_model_config(config, config_dir)
   return ml_collections.ConfigDict(config)
 
 
@@ -151,8 +192,14 @@ def restore(path: epath.PathLike, model: nnx.Module | None = None) -> nnx.Module
   if model is None:
     model = nnx.eval_shape(lambda: models.ExifConsistencyModel(
         config.model, rngs=nnx.Rngs(0)))
-  state = ocp.StandardCheckpointer().restore(
-      step_dir / "model", _abstract(nnx.state(model)))
+  if not (step_dir / "model").is_dir():
+    raise CheckpointError(f"{step_dir}: no model/ folder; not a checkpoint step")
+  try:
+    state = ocp.StandardCheckpointer().restore(
+        step_dir / "model", _abstract(nnx.state(model)))
+  except Exception as e:  # pylint: disable=broad-except  # Orbax, TensorStore, msgpack...
+    raise CheckpointError(f"{step_dir / 'model'}: unreadable or not this model's weights "
+                          f"({_reason(e)})") from None
   nnx.update(model, state)
   model.eval()
   return model

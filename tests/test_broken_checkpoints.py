@@ -1,0 +1,83 @@
+"""Broken checkpoints are one-line errors naming the path, from the library and the CLI."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from exif_jax import checkpointing
+
+STEP = "checkpoints/0"
+
+
+def break_model_dir(step):
+  shutil.rmtree(step / "model")
+
+
+def drop_metadata(step):
+  (step / "model" / "_METADATA").unlink()
+
+
+def scramble_metadata(step):
+  (step / "model" / "_METADATA").write_bytes(bytes(range(256)) * 4)
+
+
+def null_config(step):
+  (step / "config" / "metadata").write_text("null")
+
+
+def invalid_json(step):
+  (step / "config" / "metadata").write_text("{not json")
+
+
+def edit_model(**fields):
+  def edit(step):
+    path = step / "config" / "metadata"
+    config = json.loads(path.read_text())
+    config["model"].update(fields)
+    path.write_text(json.dumps(config))
+  return edit
+
+
+BREAKS = {
+    "no_model_folder": (break_model_dir, "no model/ folder"),
+    "no_metadata": (drop_metadata, "unreadable or not this model's weights"),
+    "random_metadata": (scramble_metadata, "unreadable or not this model's weights"),
+    "null_config": (null_config, "no model section"),
+    "invalid_json": (invalid_json, "unreadable config"),
+    "huge_width": (edit_model(width=10**9), "model.width is 1000000000"),
+    "unknown_depth": (edit_model(depth=7), "model.depth 7 is not one of"),
+    "width_of_another_model": (edit_model(width=8), "not this model's weights"),
+}
+
+
+@pytest.fixture
+def broken(request, tmp_path):
+  work = tmp_path / "bundled"
+  shutil.copytree(checkpointing.BUNDLED_MODEL, work)
+  breaker, reason = BREAKS[request.param]
+  breaker(work / STEP)
+  return work, reason
+
+
+@pytest.mark.parametrize("broken", sorted(BREAKS), indirect=True)
+def test_restore_names_the_path_and_the_reason(broken):
+  work, reason = broken
+  with pytest.raises(checkpointing.CheckpointError, match=reason) as error:
+    checkpointing.restore(work)
+  message = str(error.value)
+  assert str(work / STEP) in message and "\n" not in message
+
+
+@pytest.mark.parametrize("broken", ["random_metadata", "huge_width"], indirect=True)
+def test_localize_with_a_broken_checkpoint_is_one_line(broken, tmp_path):
+  work, reason = broken
+  command = [sys.executable, "-m", "eval.localize", str(REPO / "examples" / "images"),
+             "--checkpoint", str(work), "--out", str(tmp_path / "out")]
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+  assert result.returncode != 0 and "Traceback" not in result.stderr
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith(f"error: {work / STEP}") and reason in last
