@@ -18,6 +18,8 @@ from data_prep import info
 from data_prep import photos
 from data_prep import splits
 from data_prep import writer
+from exif_jax import command
+from exif_jax import records
 
 _PHOTOS = flags.DEFINE_string(
     "photos", None, "Folder of photos (local or gs://, searched recursively) or a text file "
@@ -48,23 +50,30 @@ _PROCESSES = flags.DEFINE_integer(
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   val_fraction = _VAL_FRACTION.value
   if val_fraction is None:
     val_fraction = 0.0 if _VAL_MODELS.value else 0.1
   split_rule = splits.SplitRule(val_models=tuple(_VAL_MODELS.value), val_fraction=val_fraction)
   options = photos.PrepOptions(
       patches_per_photo=_PATCHES.value, crop_size=_CROP.value, max_pixels=_MAX_PIXELS.value)
-  inputs = photos.list_inputs(_PHOTOS.value)
-  if not inputs:
-    raise app.UsageError(f"{_PHOTOS.value}: no image files found")
-  plan = writer.WorkerPlan(
-      inputs=inputs,
-      num_shards=_NUM_SHARDS.value or writer.default_num_shards(
-          len(inputs), _PHOTOS_PER_SHARD.value),
-      worker_index=_WORKER_INDEX.value, num_workers=_NUM_WORKERS.value)
+  try:
+    inputs = photos.list_inputs(_PHOTOS.value)
+    if not inputs:
+      raise app.UsageError(f"{_PHOTOS.value}: no image files found")
+    plan = writer.WorkerPlan(
+        inputs=inputs,
+        num_shards=_NUM_SHARDS.value or writer.default_num_shards(
+            len(inputs), _PHOTOS_PER_SHARD.value),
+        worker_index=_WORKER_INDEX.value, num_workers=_NUM_WORKERS.value)
+  except (FileNotFoundError, ValueError) as e:  # --photos missing, --worker_index out of range.
+    raise app.UsageError(str(e)) from None
   out = epath.Path(_OUT.value)
-  written = writer.run_worker(plan, out, options, split_rule, _PROCESSES.value)
+  try:
+    written = writer.run_worker(plan, out, options, split_rule, _PROCESSES.value)
+  except writer.SettingsMismatch as e:
+    raise command.NothingDone(str(e)) from None
   logging.info("worker %d wrote %d of its %d shards", plan.worker_index, len(written),
                len(plan.my_shards()))
   summary = info.write_dataset_info(out)
@@ -74,7 +83,15 @@ def main(argv):
     per_split = ", ".join(f"{k}: {v['photos']}" for k, v in summary["splits"].items())
     print(f"{out}: {summary['num_records']} photos in {summary['num_shards']} shards "
           f"({per_split}), {summary['num_skipped']} inputs skipped")
+  return _exit_status(plan, out)
+
+
+def _exit_status(plan: writer.WorkerPlan, out: epath.Path) -> int:
+  """command.exit_status over the inputs of this worker's shards (written now or before)."""
+  mine = [s for s in records.complete_shards(out) if s.index in plan.my_shards()]
+  return command.exit_status(sum(len(s.photos) for s in mine),
+                             sum(len(s.skipped) for s in mine))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command.run(main)

@@ -67,7 +67,11 @@ def list_inputs(photos: str) -> list[str]:
     paths = _walk(root)
   else:
     base = root.parent
-    lines = (line.strip() for line in root.read_text().splitlines())
+    try:
+      text = root.read_text()
+    except UnicodeDecodeError:
+      raise ValueError(f"{photos}: neither a folder nor a text file listing photos") from None
+    lines = (line.strip() for line in text.splitlines())
     paths = [
         line if "://" in line or os.path.isabs(line) else os.fspath(base / line)
         for line in lines if line and not line.startswith("#")

@@ -48,7 +48,10 @@ def default_num_shards(num_inputs: int, photos_per_shard: int) -> int:
 
 def run_worker(plan: WorkerPlan, out: epath.Path, options: photos_lib.PrepOptions,
                split_rule: splits.SplitRule, processes: int) -> list[int]:
-  """Writes this worker's missing shards; returns the shard indices it wrote."""
+  """Writes this worker's missing shards; returns the shard indices it wrote.
+
+  Raises SettingsMismatch when `out` holds shards written with other settings.
+  """
   out.mkdir(parents=True, exist_ok=True)
   settings = _settings(plan, options, split_rule)
   _check_compatible(out, settings)
@@ -77,12 +80,16 @@ def _settings(plan: WorkerPlan, options: photos_lib.PrepOptions,
           "val_models": list(split_rule.val_models), "val_fraction": split_rule.val_fraction}
 
 
+class SettingsMismatch(ValueError):
+  """OUT holds shards written with other settings."""
+
+
 def _check_compatible(out: epath.Path, settings: dict) -> None:
   for shard in records.complete_shards(out):
     if shard.settings != settings:
       diff = {k: (shard.settings.get(k), v) for k, v in settings.items()
               if shard.settings.get(k) != v}
-      raise ValueError(
+      raise SettingsMismatch(
           f"{out} holds shards written with other settings (existing, requested): {diff}; "
           "use a new --out")
 

@@ -14,6 +14,7 @@ from eval import image_io
 from eval import localizer as localizer_lib
 from eval import noise_method
 from exif_jax import checkpointing
+from exif_jax import command
 
 METHOD = flags.DEFINE_enum(
     "method", "exif", ["exif", "noise"], "exif: the learned self-consistency model "
@@ -42,7 +43,13 @@ def run_batch(examples: list[datasets.Example], title: str) -> list[dict[str, An
     return batch.run(examples, make_localizer(), pathlib.Path(OUT.value),
                      max_pixels=MAX_PIXELS.value, title=title)
   except batch.SettingsMismatch as e:
-    raise SystemExit(f"error: {e}") from None  # One line, exit status 1.
+    raise command.NothingDone(str(e)) from None
+
+
+def exit_status(records: list[dict[str, Any]]) -> int:
+  """command.exit_status of a batch: records with an error are the skipped images."""
+  skipped = sum("error" in record for record in records)
+  return command.exit_status(len(records) - skipped, skipped)
 
 
 def make_localizer() -> localizer_lib.Localizer | noise_method.NoiseLocalizer:
@@ -54,17 +61,17 @@ def make_localizer() -> localizer_lib.Localizer | noise_method.NoiseLocalizer:
   try:
     configs = [checkpointing.restore_config(path) for path in paths]
   except (FileNotFoundError, checkpointing.CheckpointError) as e:
-    raise SystemExit(f"error: {e}") from None
+    raise command.NothingDone(str(e)) from None
   for path, config in zip(paths[1:], configs[1:]):
     try:
       checkpointing.check_compatible(config.to_dict(), configs[0])
     except ValueError as e:
-      raise SystemExit(f"error: {path}: cannot average with {paths[0]}: {e}") from None
+      raise command.NothingDone(f"{path}: cannot average with {paths[0]}: {e}") from None
   options = localizer_lib.Options(
       num_patches=NUM_PATCHES.value, stride=STRIDE.value, ncuts=NCUTS.value,
       attribute_maps=ATTR_MAPS.value, pair_memory_bytes=PAIR_MEMORY_MB.value * 2**20)
   try:
     models = [checkpointing.restore(path) for path in paths]
   except checkpointing.CheckpointError as e:
-    raise SystemExit(f"error: {e}") from None
+    raise command.NothingDone(str(e)) from None
   return localizer_lib.Localizer(models, options)

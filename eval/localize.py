@@ -13,6 +13,7 @@ from absl import flags
 
 from eval import batch
 from eval import cli_common
+from exif_jax import command
 
 # --help lists the shared evaluation flags (--checkpoint, --out, ...) too.
 flags.adopt_module_key_flags(cli_common)
@@ -34,9 +35,11 @@ def main(argv):
   if len(argv) < 2:
     raise app.UsageError("give at least one image or folder")
   records = cli_common.run_batch(batch.examples_from_paths(argv[1:]), "exif-jax localize")
+  status = cli_common.exit_status(records)
   print(table(records))
   print(f"report: {pathlib.Path(cli_common.OUT.value) / 'report.html'}")
+  return status
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command.run(main)

@@ -13,6 +13,7 @@ from absl import flags
 from eval import batch
 from eval import cli_common
 from eval import datasets
+from exif_jax import command
 
 # --help lists the shared evaluation flags (--checkpoint, --out, ...) too.
 flags.adopt_module_key_flags(cli_common)
@@ -38,10 +39,15 @@ def _examples() -> list[datasets.Example]:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  examples = _examples()
+  try:
+    examples = _examples()
+  except datasets.LayoutError as e:
+    raise command.NothingDone(str(e)) from None
   records = cli_common.run_batch(examples, "exif-jax evaluation")
+  status = cli_common.exit_status(records)
   print(f"{len(records)} images -> {cli_common.OUT.value}")
+  return status
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command.run(main)

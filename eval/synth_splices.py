@@ -17,6 +17,9 @@ Evaluation must use cameras held out of training: restrict the inputs with --cam
 --exclude_cameras or --cameras_from DATASET/dataset_info.json --split val.
 
   python -m eval.synth_splices --photos DIR --out DIR --num_spliced N --num_authentic M --seed S
+
+The set is drawn from the photos, not made of each: photos that cannot be used are named on
+stderr and left out with exit status 0, as long as the set can be made from the others.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from PIL import Image
 from PIL import ImageDraw
 
 from data_prep import photos as photo_inputs
+from exif_jax import command
 from exif_jax import exif_attrs
 
 SHAPES = ("rectangle", "ellipse", "polygon")
@@ -301,18 +305,22 @@ _SPLIT = flags.DEFINE_string("split", "val", "The split of --cameras_from whose 
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   cameras = _CAMERAS.value
-  if _CAMERAS_FROM.value:
-    cameras = (cameras or []) + cameras_from_info(_CAMERAS_FROM.value, _SPLIT.value)
-  rows = make_splices(
-      _PHOTOS.value, _OUT.value, num_spliced=_NUM_SPLICED.value,
-      num_authentic=_NUM_AUTHENTIC.value, seed=_SEED.value, max_size=_MAX_SIZE.value,
-      cameras=cameras, exclude_cameras=_EXCLUDE_CAMERAS.value)
+  try:
+    if _CAMERAS_FROM.value:
+      cameras = (cameras or []) + cameras_from_info(_CAMERAS_FROM.value, _SPLIT.value)
+    rows = make_splices(
+        _PHOTOS.value, _OUT.value, num_spliced=_NUM_SPLICED.value,
+        num_authentic=_NUM_AUTHENTIC.value, seed=_SEED.value, max_size=_MAX_SIZE.value,
+        cameras=cameras, exclude_cameras=_EXCLUDE_CAMERAS.value)
+  except (FileNotFoundError, FileExistsError, ValueError) as e:  # Too few usable photos, ...
+    raise command.NothingDone(str(e)) from None
   used = {row[key] for row in rows for key in ("host_camera", "donor_camera") if key in row}
   print(f"{_OUT.value}: {_NUM_SPLICED.value} spliced and {_NUM_AUTHENTIC.value} authentic "
         f"images from {len(used)} camera models (sources in manifest.csv)")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command.run(main)

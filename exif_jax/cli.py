@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from exif_jax import command
+
 SUBCOMMANDS = {
     "prep": ("data_prep.__main__", "photos -> ArrayRecord shards + dataset_info.json"),
     "train": ("exif_jax.main", "train stage 1 (EXIF consistency) or stage 2 (classifier)"),
@@ -21,26 +23,28 @@ def usage() -> str:
   lines = ["usage: exif-jax SUBCOMMAND [FLAGS...]   (exif-jax SUBCOMMAND --help for its flags)",
            "", "subcommands:"]
   lines += [f"  {name:<9} {summary}" for name, (_, summary) in SUBCOMMANDS.items()]
-  return "\n".join(lines)
+  return "\n".join(lines) + "\n" + command.EXIT_STATUS_HELP
 
 
 def main(argv: list[str] | None = None) -> None:
   argv = sys.argv if argv is None else argv
-  if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
-    print(usage())
-    sys.exit(0 if len(argv) >= 2 else 2)
+  if len(argv) < 2:
+    print(usage(), file=sys.stderr, end="")
+    sys.exit(command.USAGE_OR_NOTHING_DONE)
+  if argv[1] in ("-h", "--help", "help"):
+    print(usage(), end="")
+    sys.exit(command.OK)
   name = argv[1]
   if name not in SUBCOMMANDS:
-    print(f"exif-jax: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
-    sys.exit(2)
-  from absl import app  # pylint: disable=g-import-not-at-top
-
+    print(f"exif-jax: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr, end="")
+    sys.exit(command.USAGE_OR_NOTHING_DONE)
+  args = argv[2:]
+  command.hide_native_logs(args)  # Before the subcommand's module imports jax.
   module = importlib.import_module(SUBCOMMANDS[name][0])
   # absl's --help prints the __main__ module's docstring and the flags of the module named
   # by argv[0]: point both at the subcommand's module.
   sys.modules["__main__"].__doc__ = module.__doc__
-  sys.argv = [module.__name__, *argv[2:]]
-  app.run(module.main, argv=sys.argv)
+  command.run(module.main, [module.__name__, *args])
 
 
 if __name__ == "__main__":

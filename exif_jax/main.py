@@ -9,6 +9,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from exif_jax import command
 from exif_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.")
@@ -23,4 +24,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command.run(main)

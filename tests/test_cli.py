@@ -1,9 +1,21 @@
-"""The `exif-jax` entry point dispatches to each subcommand's own flags and help."""
+"""The `exif-jax` entry point: each subcommand's own flags and help, quiet output, exit statuses.
 
+Exit statuses: 0 every input used, 1 some skipped (the others done), 2 bad usage or nothing
+could be done.
+"""
+
+import re
+import shutil
 import subprocess
 import sys
 
-from conftest import REPO
+import pytest
+
+from conftest import FIXTURES, REPO
+from exif_jax import command
+
+ABSL_LOG_LINE = re.compile(r"[IWEF]\d{4} \d\d:\d\d:\d\d")  # e.g. "I1203 14:02:12.97 ...".
+GOOD_IMAGE = REPO / "examples" / "images" / "spliced_00000.png"
 
 
 def run_cli(*args):
@@ -11,11 +23,23 @@ def run_cli(*args):
                         capture_output=True, text=True, check=False)
 
 
-def test_help_lists_every_subcommand():
+def text_lines(output: str) -> list[str]:
+  """The lines of stderr or stdout that are not a progress bar's."""
+  return [line for line in output.splitlines()
+          if line.strip() and not re.match(r"\w+( worker \d+)?: +\d+%\|", line)]
+
+
+def truncated_copy(source, target):
+  target.write_bytes(source.read_bytes()[:2000])
+  return target
+
+
+def test_help_lists_every_subcommand_and_the_exit_statuses():
   result = run_cli("--help")
   assert result.returncode == 0
   for name in ("prep", "train", "eval", "localize", "synth"):
     assert f"  {name} " in result.stdout
+  assert "Exit status: 0 every input was used; 1 some inputs were skipped" in result.stdout
 
 
 def test_unknown_subcommand_fails_with_usage():
@@ -24,9 +48,11 @@ def test_unknown_subcommand_fails_with_usage():
   assert "unknown subcommand 'frobnicate'" in result.stderr
 
 
-def test_prep_help_shows_its_flags_and_purpose():
-  result = run_cli("prep", "--help")  # absl's --help exits 1 after printing.
+def test_prep_help_shows_its_flags_purpose_and_exit_statuses():
+  result = run_cli("prep", "--help")
+  assert result.returncode == 0
   assert "ArrayRecord shards" in result.stdout
+  assert "Exit status: 0 every input was used" in result.stdout
   for flag in ("--photos", "--out", "--num_workers", "--worker_index", "--val_fraction"):
     assert flag in result.stdout
 
@@ -41,5 +67,90 @@ def test_prep_runs_through_the_cli(tmp_path, fixtures_dir):
 def test_localize_and_eval_help_show_the_shared_evaluation_flags():
   for subcommand in ("localize", "eval"):
     result = run_cli(subcommand, "--help")
+    assert result.returncode == 0
     for flag in ("--checkpoint", "--out", "--num_patches", "--max_pixels", "--pair_memory_mb"):
       assert flag in result.stdout, (subcommand, flag)
+
+
+@pytest.mark.parametrize("args", [
+    ["localize", str(GOOD_IMAGE), "--out=OUT", "--no_such_flag"],
+    ["localize", str(GOOD_IMAGE)],  # --out is required.
+    ["localize", "--out=OUT"],  # No image.
+    ["eval", "--out=OUT"],  # Neither --images nor --dataset.
+    ["prep", "--photos=MISSING", "--out=OUT"],
+    ["train", "--config=configs/tiny.py"],  # --workdir is required.
+    ["synth", "--photos=MISSING", "--out=OUT", "unexpected"],
+])
+def test_usage_errors_exit_2_with_one_line(args, tmp_path):
+  args = [a.replace("OUT", str(tmp_path / "out")).replace("MISSING", str(tmp_path / "none"))
+          for a in args]
+  result = run_cli(*args)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert len(text_lines(result.stderr)) == 1 and result.stderr.startswith("error: ")
+  assert not (tmp_path / "out").exists()
+
+
+def test_localize_with_a_bad_input_exits_1_quietly_and_maps_the_good_one(tmp_path):
+  truncated = truncated_copy(GOOD_IMAGE, tmp_path / "truncated.png")
+  missing = tmp_path / "missing.png"
+  out = tmp_path / "out"
+  result = run_cli("localize", str(GOOD_IMAGE), str(truncated), str(missing), "--out", str(out),
+                   "--num_patches", "16")
+  assert result.returncode == 1, result.stderr[-2000:]
+  assert (out / "maps" / f"{GOOD_IMAGE.stem}.npy").exists()
+  assert sorted(p.name for p in (out / "maps").glob("*.npy")) == [f"{GOOD_IMAGE.stem}.npy"]
+  # Nothing but its own lines: no library log (absl's format) or warning.
+  lines = text_lines(result.stderr)
+  assert len(lines) == 3, result.stderr
+  assert lines[0] == "3 of 3 images to do (0 already done)"
+  assert lines[1].startswith(f"warning: skipped {truncated}: corrupt or truncated")
+  assert lines[2] == f"warning: skipped {missing}: no such file"
+  table = text_lines(result.stdout)
+  assert len(table) == 5 and table[-1] == f"report: {out / 'report.html'}"
+  assert table[1].split()[:1] == [GOOD_IMAGE.stem]
+
+
+def test_localize_with_no_usable_input_exits_2_with_one_error_line(tmp_path):
+  out = tmp_path / "out"
+  result = run_cli("localize", str(tmp_path / "missing.jpg"), "--out", str(out))
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert text_lines(result.stderr)[-1] == "error: no input could be used (1 skipped)"
+  assert result.stdout == ""
+
+
+def test_localize_verbose_shows_the_library_logs_and_exits_0(tmp_path):
+  result = run_cli("localize", str(GOOD_IMAGE), "-v", "--out", str(tmp_path / "out"),
+                   "--num_patches", "16")
+  assert result.returncode == 0, result.stderr[-2000:]
+  library_lines = [line for line in result.stderr.splitlines()
+                   if ABSL_LOG_LINE.match(line) and "checkpointer.py" in line]
+  assert library_lines, result.stderr[-2000:]
+  assert (tmp_path / "out" / "maps" / f"{GOOD_IMAGE.stem}.npy").exists()
+
+
+def test_prep_exits_1_when_some_photos_are_skipped_and_2_when_all_are(tmp_path):
+  photo = FIXTURES / "camera" / "casio_ex-s1.jpg"
+  mixed, broken = tmp_path / "mixed", tmp_path / "broken"
+  mixed.mkdir()
+  broken.mkdir()
+  shutil.copy(photo, mixed)
+  truncated_copy(photo, mixed / "truncated.jpg")
+  truncated_copy(photo, broken / "truncated.jpg")
+  flags = ["--patches_per_photo=1", "--processes=1"]
+  some = run_cli("prep", f"--photos={mixed}", f"--out={tmp_path / 'some'}", *flags)
+  assert some.returncode == 1, some.stderr[-2000:]
+  assert "1 photos in 1 shards (train: 1), 1 inputs skipped" in some.stdout
+  lines = text_lines(some.stderr)
+  assert len(lines) == 2, some.stderr
+  assert lines[0].startswith(f"warning: skipped {mixed / 'truncated.jpg'}: ")
+  assert lines[1] == "worker 0 wrote 1 of its 1 shards"
+  none = run_cli("prep", f"--photos={broken}", f"--out={tmp_path / 'none'}", *flags)
+  assert none.returncode == 2, none.stderr[-2000:]
+  assert text_lines(none.stderr)[-1] == "error: no input could be used (1 skipped)"
+
+
+def test_a_bare_v_asks_for_absl_info_logs():
+  assert command.expand_verbose_flag(["a.png", "-v", "--out=o"]) == [
+      "a.png", "--verbosity=0", "--out=o"]
+  assert command.expand_verbose_flag(["-v", "1", "a.png"]) == ["-v", "1", "a.png"]
+  assert command.expand_verbose_flag(["--", "-v"]) == ["--", "-v"]

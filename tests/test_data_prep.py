@@ -87,7 +87,9 @@ def test_other_settings_on_an_existing_dataset_are_refused(shards_dir):
   list_file = shards_dir.parent / "photos.txt"
   result = run_data_prep(list_file, shards_dir, "--patches_per_photo=2", "--val_fraction=0.25",
                          "--photos_per_shard=32", "--processes=2")
-  assert result.returncode != 0
+  assert result.returncode == 2
+  assert result.stderr.splitlines()[-1].startswith(f"error: {shards_dir} holds shards written "
+                                                   "with other settings")
   assert "patches_per_photo" in result.stderr
 
 
@@ -118,7 +120,7 @@ def test_bad_inputs_are_skipped_with_reasons(tmp_path):
   progressive_camera_photo = "progressive_sony_dsc-p12.jpg"  # The one good edge fixture.
   out = tmp_path / "out"
   result = run_data_prep(folder, out, "--patches_per_photo=2", "--processes=2")
-  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.returncode == 1, result.stderr[-3000:]  # Some inputs skipped, the rest written.
   info = records.load_dataset_info(out)
   reasons = {pathlib.Path(s["source"]).name: s["reason"] for s in info["skipped"]}
   assert len(reasons) == len(info["skipped"])  # Each bad input reported once.

@@ -30,10 +30,11 @@ def splices(tmp_path_factory):
   return out
 
 
-def run_module(module, *args):
+def run_module(module, *args, status=0):
+  """Runs `python -m module args`, which must exit with `status` (1: some images skipped)."""
   result = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
                           capture_output=True, text=True, check=False)
-  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.returncode == status, result.stderr[-3000:]
   return result
 
 
@@ -45,7 +46,7 @@ def test_run_eval_writes_the_output_contract_and_resumes(tiny_run, splices, tmp_
   out = tmp_path / "out"
   args = ["--checkpoint", str(workdir), "--images", str(tmp_path / "images"),
           "--masks", str(splices / "masks"), "--out", str(out), "--num_patches", "64"]
-  first = run_module("eval.run_eval", *args)
+  first = run_module("eval.run_eval", *args, status=1)
   assert "skipped" in first.stderr and "broken.png" in first.stderr
   examples = datasets.folder(splices)
   for example in examples:
@@ -70,7 +71,7 @@ def test_run_eval_writes_the_output_contract_and_resumes(tiny_run, splices, tmp_
 
   # Rerun after losing one image's result: only that image is computed again.
   (out / "results" / f"{examples[0].stem}.json").unlink()
-  second = run_module("eval.run_eval", *args)
+  second = run_module("eval.run_eval", *args, status=1)
   assert f"1 of {len(examples) + 1} images to do" in second.stderr  # The broken one is done.
   assert json.loads((out / "metrics.json").read_text()) == pytest.approx(metrics)
 
@@ -80,7 +81,7 @@ def test_run_eval_writes_the_output_contract_and_resumes(tiny_run, splices, tmp_
                              ("model_sha256", args[2:])):  # The bundled model.
     refused = subprocess.run([sys.executable, "-m", "eval.run_eval", *flag_args], cwd=REPO,
                              capture_output=True, text=True, check=False)
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert refused.stderr.splitlines()[-1].startswith(
         f"error: {out} holds results made with other settings ({changed}:")
     assert "Traceback" not in refused.stderr
@@ -98,7 +99,8 @@ def test_localize_reports_each_bad_input_and_goes_on(tiny_run, tmp_path):
   (folder / "text.jpg").write_text("not an image")
   out = tmp_path / "out"
   result = run_module("eval.localize", str(folder), str(tmp_path / "missing.jpg"),
-                      "--checkpoint", str(workdir), "--out", str(out), "--num_patches", "32")
+                      "--checkpoint", str(workdir), "--out", str(out), "--num_patches", "32",
+                      status=1)
   lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:-1]}
   assert "no signal" in lines["flat"]
   assert "smaller than" in lines["tiny"]
@@ -150,7 +152,7 @@ def test_every_bad_input_is_reported_once_and_every_good_one_mapped(module, corp
   out = tmp_path / "out"
   inputs = ["--images", str(folder)] if module == "eval.run_eval" else [str(folder)]
   result = run_module(module, *inputs, "--checkpoint", str(workdir), "--out", str(out),
-                      "--num_patches", "16")
+                      "--num_patches", "16", status=1)
   reasons = {photo_inputs.display_name(pathlib.Path(name).stem): want.evaluate
              for name, want in expected.items()}
   records = [json.loads(p.read_text()) for p in (out / "results").glob("*.json")]
@@ -263,14 +265,14 @@ def test_repeated_checkpoints_localize_as_an_ensemble(tiny_run, splices, tmp_pat
       [sys.executable, "-m", "eval.run_eval", *args[:2], "--checkpoint",
        str(checkpointing.BUNDLED_MODEL), *args[4:], "--out", str(tmp_path / "mixed")],
       cwd=REPO, capture_output=True, text=True, check=False)
-  assert refused.returncode == 1
+  assert refused.returncode == 2
   error = refused.stderr.strip().splitlines()[-1]
   assert error.startswith(f"error: {checkpointing.BUNDLED_MODEL}: cannot average with")
   assert "model.depth" in error or "model.width" in error
   missing = subprocess.run(
       [sys.executable, "-m", "eval.run_eval", *args, "--checkpoint", str(tmp_path / "none"),
        "--out", str(tmp_path / "missing")], cwd=REPO, capture_output=True, text=True, check=False)
-  assert missing.returncode == 1
+  assert missing.returncode == 2
   assert missing.stderr.strip().splitlines()[-1] == (
       f"error: {tmp_path / 'none'}: no checkpoint (expected a workdir, its checkpoints/ folder "
       "or a step folder)")

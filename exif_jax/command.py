@@ -1,0 +1,133 @@
+"""How every exif-jax command runs: absl's app.run with quiet libraries and shared exit statuses.
+
+By default a command prints only its own progress bar, results and one-line messages; the
+INFO and WARNING logs of JAX, XLA, Orbax and the other libraries (and their Python warnings)
+appear with -v (absl's --verbosity=0) or any --verbosity, in absl's own format.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import pathlib
+import sys
+import warnings
+from typing import Callable, NoReturn, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging as absl_logging
+from tqdm import tqdm
+
+OK = 0
+SOME_SKIPPED = 1
+USAGE_OR_NOTHING_DONE = 2
+
+EXIT_STATUS_HELP = """
+Exit status: 0 every input was used; 1 some inputs were skipped, each named on stderr (the
+others are done); 2 a usage error (an unknown, missing or bad flag or argument) or nothing
+could be done, said in one line. An unexpected error exits 1 with its traceback.
+-v shows the logs of the libraries (JAX, XLA, Orbax), hidden by default.
+"""
+
+# Not resolved: log records name a module by the path it was imported from, as here.
+_PROJECT_DIRS = tuple(os.path.join(pathlib.Path(__file__).parent.parent, package, "")
+                      for package in ("exif_jax", "eval", "data_prep", "configs"))
+
+
+class NothingDone(Exception):
+  """The command can do nothing, for the reason given: one line on stderr, exit status 2."""
+
+
+def exit_status(num_used: int, num_skipped: int) -> int:
+  """OK when every input was used, SOME_SKIPPED when not; NothingDone when none was."""
+  if not num_used:
+    raise NothingDone(f"no input could be used ({num_skipped} skipped)" if num_skipped
+                      else "no input found")
+  return SOME_SKIPPED if num_skipped else OK
+
+
+def expand_verbose_flag(args: Sequence[str]) -> list[str]:
+  """A bare -v means --verbosity=0; absl's own `-v N` is left as it is."""
+  expanded = list(args)
+  for i, arg in enumerate(expanded):
+    if arg == "--":
+      break
+    following = expanded[i + 1] if i + 1 < len(expanded) else ""
+    if arg == "-v" and not following.lstrip("-").isdigit():
+      expanded[i] = "--verbosity=0"
+  return expanded
+
+
+def wants_library_logs(args: Sequence[str]) -> bool:
+  return any(arg == "-v" or arg.startswith(("-v=", "--verbosity", "-verbosity"))
+             for arg in args)
+
+
+def hide_native_logs(args: Sequence[str]) -> None:
+  """Hides the C++ warnings of XLA unless logs are asked for; must run before jax's import."""
+  if not wants_library_logs(args):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = None
+        ) -> NoReturn:
+  """app.run(main) with the exit statuses of EXIT_STATUS_HELP and quiet libraries.
+
+  `main` returns an exit status (None for OK), raises app.UsageError or NothingDone.
+  """
+  sys.argv = expand_verbose_flag(sys.argv if argv is None else argv)
+  main_module = sys.modules["__main__"]
+  main_module.__doc__ = (main_module.__doc__ or "") + EXIT_STATUS_HELP
+  app.run(functools.partial(_run_main, main), argv=sys.argv, flags_parser=_parse_flags)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    _print_error(f"{e} (--help lists the flags)")
+    sys.exit(USAGE_OR_NOTHING_DONE)
+  except SystemExit as e:  # absl's --help and --helpfull exit 1; asked-for help is no failure.
+    sys.exit(OK if e.code == 1 else e.code)
+
+
+def _run_main(main: Callable[[list[str]], int | None], argv: list[str]) -> int | None:
+  if not flags.FLAGS["verbosity"].present:
+    _hide_library_logs()
+  try:
+    return main(argv)
+  except app.UsageError as e:
+    _print_error(f"{e} (--help shows the usage)")
+  except NothingDone as e:
+    _print_error(str(e))
+  return USAGE_OR_NOTHING_DONE
+
+
+def _print_error(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+
+
+class _ProjectLines(logging.Handler):
+  """The project's own records as plain lines that leave a progress bar intact.
+
+  Records of the libraries pass only from ERROR up.
+  """
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR or record.pathname.startswith(_PROJECT_DIRS)
+
+  def emit(self, record: logging.LogRecord) -> None:
+    try:
+      prefix = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
+      tqdm.write(prefix + self.format(record), file=sys.stderr)
+    except Exception:  # pylint: disable=broad-except  # logging's own convention.
+      self.handleError(record)
+
+
+def _hide_library_logs() -> None:
+  root = logging.getLogger()
+  root.removeHandler(absl_logging.get_absl_handler())
+  root.addHandler(_ProjectLines())
+  warnings.simplefilter("ignore")
