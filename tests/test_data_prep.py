@@ -14,7 +14,7 @@ from array_record.python.array_record_module import ArrayRecordReader
 from PIL import Image
 
 import bad_inputs
-from conftest import FIXTURES, kill_when, multi_photo_cameras, run_data_prep
+from conftest import FIXTURES, SHARED_DATA, corpus_photos, kill_when, run_data_prep
 from data_prep import photos as photo_inputs
 from exif_jax import exif_attrs
 from exif_jax import records
@@ -38,8 +38,8 @@ def dataset_contents(directory: pathlib.Path) -> dict[str, tuple]:
 
 def test_records_keep_original_bytes_exif_and_lossless_crops(shards_dir):
   info = records.load_dataset_info(shards_dir)
-  sources = multi_photo_cameras()
-  assert info["num_records"] == len(sources) == 88
+  sources = corpus_photos()
+  assert info["num_records"] == len(sources) == 33
   assert info["num_skipped"] == 0
   shard = records.complete_shards(shards_dir)[0]
   photo_records = read_all(shard.photos_path)
@@ -75,7 +75,7 @@ def test_rerun_is_a_no_op(shards_dir):
             if p.suffix == ".array_record"}
   list_file = shards_dir.parent / "photos.txt"
   result = run_data_prep(list_file, shards_dir, "--patches_per_photo=4", "--val_fraction=0.25",
-                         "--photos_per_shard=32", "--processes=2")
+                         "--photos_per_shard=12", "--processes=2")
   assert result.returncode == 0, result.stderr[-2000:]
   assert "wrote 0 of its 3 shards" in result.stderr
   after = {p.name: p.stat().st_mtime_ns for p in shards_dir.iterdir()
@@ -86,7 +86,7 @@ def test_rerun_is_a_no_op(shards_dir):
 def test_other_settings_on_an_existing_dataset_are_refused(shards_dir):
   list_file = shards_dir.parent / "photos.txt"
   result = run_data_prep(list_file, shards_dir, "--patches_per_photo=2", "--val_fraction=0.25",
-                         "--photos_per_shard=32", "--processes=2")
+                         "--photos_per_shard=12", "--processes=2")
   assert result.returncode == 2
   assert result.stderr.splitlines()[-1].startswith(f"error: {shards_dir} holds shards written "
                                                    "with other settings")
@@ -95,7 +95,7 @@ def test_other_settings_on_an_existing_dataset_are_refused(shards_dir):
 
 def test_two_workers_write_the_same_records_as_one(tmp_path):
   photo_list = tmp_path / "photos.txt"
-  photo_list.write_text("".join(f"{p}\n" for p in multi_photo_cameras()[:24]))
+  photo_list.write_text("".join(f"{p}\n" for p in corpus_photos()[:24]))
   flags = ["--patches_per_photo=2", "--num_shards=4", "--processes=1", "--val_fraction=0.3"]
   single = tmp_path / "single"
   assert run_data_prep(photo_list, single, *flags).returncode == 0
@@ -147,7 +147,9 @@ def test_bad_inputs_are_skipped_with_reasons(tmp_path):
 
 
 @pytest.mark.slow
-def test_every_shared_photo_becomes_a_record(tmp_path, photos_dir):
+@pytest.mark.shared_data
+def test_every_shared_photo_becomes_a_record(tmp_path):
+  photos_dir = SHARED_DATA / "photos"
   out = tmp_path / "all"
   result = run_data_prep(photos_dir, out, "--patches_per_photo=1", "--processes=2")
   assert result.returncode == 0, result.stderr[-3000:]
@@ -160,7 +162,7 @@ def test_every_shared_photo_becomes_a_record(tmp_path, photos_dir):
 
 def test_killed_worker_resumes_to_the_uninterrupted_result(tmp_path):
   photo_list = tmp_path / "photos.txt"
-  photo_list.write_text("".join(f"{p}\n" for p in multi_photo_cameras()[:30]))
+  photo_list.write_text("".join(f"{p}\n" for p in corpus_photos()[:30]))
   flags = [f"--photos={photo_list}", "--patches_per_photo=2", "--num_shards=5",
            "--processes=1", "--val_fraction=0.3"]
   reference = tmp_path / "reference"

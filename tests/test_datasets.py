@@ -1,7 +1,7 @@
 """Benchmark loaders and TFDS builders on tiny folders laid out like each official release.
 
-The folders are cut (never resized) from the shared fixtures: the yorkin_test1 splice with
-its exact mask, and real camera photos as authentic images.
+The folders are cut (never resized) from the test corpus: a 224x224 splice between two camera
+models with its exact mask and untouched host, and real camera photos as authentic images.
 """
 
 import pathlib
@@ -15,18 +15,14 @@ from conftest import FIXTURES
 from eval import datasets
 from eval import tfds_builders
 
-# A 224x224 window around the pasted star of yorkin_test1 (its mask spans y 87-260, x 806-990).
-WINDOW = (800, 64, 1024, 288)  # left, top, right, bottom
-
-
 @pytest.fixture(scope="module")
 def splice():
-  """(spliced pixels, original pixels, bool mask) of the window."""
+  """(spliced pixels, original pixels, bool mask), each 224x224."""
   tampered = FIXTURES / "tampered"
-  crop = lambda name: np.asarray(Image.open(tampered / name).convert("RGB").crop(WINDOW))
-  mask = np.asarray(Image.open(tampered / "yorkin_test1_mask.png").crop(WINDOW)).astype(bool)
+  read = lambda name: np.asarray(Image.open(tampered / name))
+  mask = read("mask.png") == 255
   assert 0.2 < mask.mean() < 0.6
-  return crop("yorkin_test1_fake.tiff"), crop("yorkin_test1_original.jpg"), mask
+  return read("spliced.png"), read("original.png"), mask
 
 
 def camera(name: str) -> np.ndarray:

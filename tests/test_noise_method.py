@@ -96,10 +96,9 @@ def test_noise_method_refuses_model_flags(tmp_path):
   assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.shared_data
 def test_shared_tampered_fixture_is_hotter_inside_the_pasted_star():
   tampered = SHARED_DATA / "fixtures" / "tampered"
-  if not tampered.is_dir():
-    pytest.skip(f"{tampered}: the shared fixtures are not beside the repository")
   image = np.asarray(Image.open(tampered / "yorkin_test1_fake.tiff").convert("RGB"))
   mask = np.asarray(Image.open(tampered / "yorkin_test1_mask.png").convert("L")) > 127
   heat = noise_method.NoiseLocalizer()(image).map

@@ -19,7 +19,7 @@ ROW_RESIDUAL = 2  # [1, -2, 1] along x: a step between two columns shows in both
 
 def photo_patch(photos_dir, size=128, offset=4) -> np.ndarray:
   """A patch of a real camera JPEG whose own 8x8 grid falls `offset` columns off the patch's."""
-  image = np.asarray(Image.open(sorted(photos_dir.rglob("*.JPG"))[0]).convert("RGB"))
+  image = np.asarray(Image.open(photos_dir / "Pentax__ist_DL_IMGP6672.JPG").convert("RGB"))
   y, x = 8 * (image.shape[0] // 16), 8 * (image.shape[1] // 16) + offset
   return np.ascontiguousarray(image[y:y + size, x:x + size])
 

@@ -16,7 +16,7 @@ from eval import datasets
 from eval import synth_splices
 from exif_jax import exif_attrs
 
-PHOTOS = FIXTURES / "camera"  # 12 photos, 12 camera models, 640x480 to 2160x1440.
+PHOTOS = FIXTURES / "camera"  # 12 photos, 12 camera models, 640x480 or 480x640.
 SETTINGS = dict(num_spliced=8, num_authentic=4, max_size=256)
 
 
