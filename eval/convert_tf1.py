@@ -34,6 +34,7 @@ from flax import nnx
 from ml_collections import config_flags
 
 from exif_jax import checkpointing
+from exif_jax import command
 from exif_jax.models import ExifConsistencyModel
 from exif_jax.models.resnet_v2 import STAGES
 
@@ -228,7 +229,7 @@ def main(argv):
   try:
     model = convert(load_mapping(weights, original_names(config.model)), config.model)
   except (ValueError, OSError) as e:
-    raise SystemExit(f"error: {weights}: {e}") from None
+    raise command.NothingDone(f"{weights}: {e}") from None
   print(f"converted {flags.FLAGS.weights} -> {checkpointing.save_model(flags.FLAGS.out, model, config)}")
 
 
@@ -245,4 +246,4 @@ def _define_flags():
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  command.run(main)

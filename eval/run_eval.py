@@ -7,6 +7,8 @@ refused when the model or options changed); an image that cannot be read is repo
 skipped.
 """
 
+import os
+
 from absl import app
 from absl import flags
 
@@ -32,6 +34,8 @@ def _examples() -> list[datasets.Example]:
   if not _IMAGES.value:
     raise app.UsageError("give --images DIR or --dataset NAME --data_dir DIR")
   if _MASKS.value:
+    if not os.path.isdir(_MASKS.value):  # Else every image would count as authentic.
+      raise datasets.LayoutError(f"{_MASKS.value}: no such folder of masks")
     return datasets.folder_pair(_IMAGES.value, _MASKS.value)
   return batch.examples_from_paths([_IMAGES.value])
 

@@ -77,6 +77,7 @@ def test_localize_and_eval_help_show_the_shared_evaluation_flags():
     ["localize", str(GOOD_IMAGE)],  # --out is required.
     ["localize", "--out=OUT"],  # No image.
     ["eval", "--out=OUT"],  # Neither --images nor --dataset.
+    ["eval", f"--images={GOOD_IMAGE.parent}", "--masks=MISSING", "--out=OUT"],
     ["prep", "--photos=MISSING", "--out=OUT"],
     ["train", "--config=configs/tiny.py"],  # --workdir is required.
     ["synth", "--photos=MISSING", "--out=OUT", "unexpected"],
