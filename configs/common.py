@@ -44,23 +44,11 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
   # Fixed SRM high-pass residuals beside RGB at the root conv (models/noise_residuals.py);
   # off in the paper.
   model.noise_residuals = False
-  # Width of a second ResNet on those residuals alone (0 = none): the noise stream of
-  # Zhou et al. 2018. Half the feature comes from it, and the auxiliary post-processing head
-  # reads only that half.
-  model.noise_stream_width = 0
-  # What that stream sees: "residuals" (as in RGB-N) or "colour_and_residuals".
-  model.noise_stream_inputs = "residuals"
   model.dtype = "float32"  # Compute dtype; "bfloat16" on accelerators. Params stay float32.
   # An auxiliary per-patch head that names each patch's own post-processing: the member
   # counts of data.jpeg_qualities, blur_sigmas, resize_factors; () = none, as in the paper.
   model.post_processing_classes = ()
-  # The post-processing attributes' "same or not" logits come from those per-patch
-  # predictions (the chance both patches got the same member), not from the pair head.
-  model.post_processing_from_posteriors = False
-  # With those: whether the post-processing pair labels also train the auxiliary head through
-  # its posteriors; False leaves that head to naming each patch's own parameters.
-  model.post_processing_pair_gradient = True
-  # An auxiliary head on the colour part of each patch's feature that names the value of these
+  # An auxiliary head on each patch's feature that names the value of these
   # EXIF tags in the patch's photo (e.g. ("Image Make",)); () = none, as in the paper. Its
   # classes are the training photos' values held by data.min_photos_per_value photos, at most
   # named_exif_classes of them.
@@ -95,9 +83,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.train.steps = 1_000_000
   config.train.batch_size = 128  # Global, over all hosts and devices.
   config.train.learning_rate = 1e-4
-  config.train.warmup_steps = 0
-  # After warm-up: "constant" (the paper) or "cosine" (decays to zero at train.steps).
-  config.train.schedule = "constant"
+  config.train.warmup_steps = 0  # Linear warm-up, then constant (the paper).
   # Weight of the auxiliary post-processing loss (models with post_processing_classes only).
   config.train.post_processing_weight = 1.0
   # Weight of the auxiliary EXIF naming loss (models with named_exif_tags only).

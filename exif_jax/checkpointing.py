@@ -23,6 +23,16 @@ from exif_jax import models
 CHECKPOINTS = "checkpoints"
 # The model shipped in the package; `localize` and `eval` use it when given no checkpoint.
 BUNDLED_MODEL = pathlib.Path(str(importlib.resources.files("exif_jax") / "bundled_model"))
+# Options older checkpoints may hold that this version no longer has, each with the value at
+# which it changed nothing. There it is dropped on reading; any other value is refused, as this
+# version cannot rebuild what it made.
+REMOVED_OPTIONS = {
+    "model.noise_stream_width": 0,  # A second ResNet for post-processing traces.
+    "model.noise_stream_inputs": "residuals",
+    "model.post_processing_from_posteriors": False,  # Pair logits from per-patch posteriors.
+    "model.post_processing_pair_gradient": True,
+    "train.schedule": "constant",  # A cosine decay after warm-up.
+}
 
 
 def absolute(path: epath.PathLike) -> epath.Path:
@@ -95,6 +105,24 @@ def check_compatible(saved: dict[str, Any], config: ml_collections.ConfigDict,
     raise ValueError("checkpoint is incompatible with the config: " + "; ".join(mismatches))
 
 
+def _without_removed_options(saved: dict[str, Any], where: epath.PathLike,
+                             sections: Sequence[str]) -> dict[str, Any]:
+  """A saved config without REMOVED_OPTIONS; refuses one that sets an option of `sections` to
+  anything but its old default value."""
+  saved = {key: dict(value) if isinstance(value, dict) else value
+           for key, value in saved.items()}
+  changed = []
+  for name, unchanged in REMOVED_OPTIONS.items():
+    section, option = name.split(".")
+    value = saved.get(section, {}).pop(option, unchanged)
+    if value != unchanged and section in sections:
+      changed.append(f"{name}={value!r}")
+  if changed:
+    raise ValueError(f"{where}: saved with {', '.join(changed)}, which this version no longer "
+                     "has: it cannot restore that checkpoint as it was made")
+  return saved
+
+
 def restore_run(mngr: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Optimizer,
                 data_iterator: Any, config: ml_collections.ConfigDict) -> int:
   """Restores the latest step into model, optimizer and iterator in place; returns the step.
@@ -106,7 +134,9 @@ def restore_run(mngr: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.O
   if step is None:
     return 0
   saved = mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
-  check_compatible(saved.config, config, fields=("stage", "model"))
+  saved_config = _without_removed_options(saved.config, epath.Path(mngr.directory) / str(step),
+                                          sections=("model", "train"))
+  check_compatible(saved_config, config, fields=("stage", "model"))
   restored = mngr.restore(step, args=ocp.args.Composite(
       model=ocp.args.StandardRestore(_abstract(nnx.state(model))),
       optimizer=ocp.args.StandardRestore(_abstract(nnx.state(optimizer))),
@@ -135,9 +165,13 @@ def _step_dir(path: epath.PathLike) -> epath.Path:
 
 
 def restore_config(path: epath.PathLike) -> ml_collections.ConfigDict:
-  """The config saved with the checkpoint at `path` (workdir, checkpoints folder or step)."""
-  config = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(_step_dir(path) / "config")
-  return ml_collections.ConfigDict(config)
+  """The config saved with the checkpoint at `path` (workdir, checkpoints folder or step).
+
+  Refuses a checkpoint whose model this version cannot build (see REMOVED_OPTIONS).
+  """
+  step_dir = _step_dir(path)
+  config = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(step_dir / "config")
+  return ml_collections.ConfigDict(_without_removed_options(config, step_dir, ("model",)))
 
 
 def restore(path: epath.PathLike, model: nnx.Module | None = None) -> nnx.Module:

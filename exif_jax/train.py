@@ -47,24 +47,14 @@ def trainable(stage: str) -> nnx.filterlib.Filter:
   return nnx.All(nnx.Param, nnx.PathContains("classifier"))
 
 
-SCHEDULES = ("constant", "cosine")
-
-
 def learning_rate(config: ml_collections.ConfigDict) -> optax.Schedule:
-  """Linear warm-up to the peak, then constant (the paper) or a cosine decay to zero at the
-  last step, the usual choice for a fixed budget."""
+  """Linear warm-up to the peak, then constant (the paper)."""
   train = config.train
-  peak = train.learning_rate
-  if train.schedule not in SCHEDULES:
-    raise ValueError(f"config.train.schedule={train.schedule!r}: must be one of {SCHEDULES}")
-  if train.schedule == "cosine":
-    after_warmup = optax.cosine_decay_schedule(peak, max(train.steps - train.warmup_steps, 1))
-  else:
-    after_warmup = optax.constant_schedule(peak)
+  constant = optax.constant_schedule(train.learning_rate)
   if not train.warmup_steps:
-    return after_warmup
+    return constant
   return optax.join_schedules(
-      [optax.linear_schedule(0.0, peak, train.warmup_steps), after_warmup],
+      [optax.linear_schedule(0.0, train.learning_rate, train.warmup_steps), constant],
       [train.warmup_steps])
 
 
