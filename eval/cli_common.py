@@ -9,9 +9,9 @@ from absl import flags
 
 from eval import batch
 from eval import datasets
-from eval import image_io
 from eval import localizer as localizer_lib
 from exif_jax import checkpointing
+from exif_jax import files
 
 CHECKPOINT = flags.DEFINE_multi_string(
     "checkpoint", None, "A training workdir, its checkpoints/ folder or one step folder "
@@ -27,7 +27,7 @@ PAIR_MEMORY_MB = flags.DEFINE_integer(
     "pair_memory_mb", 256, "Patch pairs are evaluated in blocks of at most this many MiB of "
     "activations: the knob for peak memory on large images.")
 MAX_PIXELS = flags.DEFINE_integer(
-    "max_pixels", image_io.DEFAULT_MAX_PIXELS,
+    "max_pixels", files.MAX_PIXELS,
     "Images with more pixels are skipped before decoding (guards against decompression bombs).")
 
 

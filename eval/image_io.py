@@ -13,7 +13,7 @@ import stat
 import numpy as np
 from PIL import Image
 
-DEFAULT_MAX_PIXELS = 120_000_000  # 12000x10000: larger than any camera, smaller than a bomb.
+from exif_jax import files
 
 
 def rgb_pixels(image: Image.Image) -> np.ndarray:
@@ -24,7 +24,7 @@ def rgb_pixels(image: Image.Image) -> np.ndarray:
   return np.asarray(image.convert("RGB"))
 
 
-def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def load_image(path: str | os.PathLike, max_pixels: int = files.MAX_PIXELS) -> np.ndarray:
   """uint8 HxWx3, or ValueError with a one-line reason (never blocks on a pipe or device)."""
   path = pathlib.Path(path)
   try:

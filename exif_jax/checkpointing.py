@@ -18,6 +18,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 from flax import nnx
 
+from exif_jax import exif_attrs
 from exif_jax import models
 
 CHECKPOINTS = "checkpoints"
@@ -27,6 +28,7 @@ BUNDLED_MODEL = pathlib.Path(str(importlib.resources.files("exif_jax") / "bundle
 # which it changed nothing. There it is dropped on reading; any other value is refused, as this
 # version cannot rebuild what it made.
 REMOVED_OPTIONS = {
+    "model.num_attributes": exif_attrs.NUM_ATTRIBUTES,  # Fixed by the attribute list.
     "model.noise_stream_width": 0,  # A second ResNet for post-processing traces.
     "model.noise_stream_inputs": "residuals",
     "model.post_processing_from_posteriors": False,  # Pair logits from per-patch posteriors.
@@ -90,12 +92,12 @@ def check_compatible(saved: dict[str, Any], config: ml_collections.ConfigDict,
                      fields: Sequence[str] = ("model",)) -> None:
   """Refuses a checkpoint whose `fields` (config sections or keys) differ from the config's.
 
-  The error names each mismatch, e.g. "model.width: checkpoint 4, config 8". A model option
+  The error names each mismatch, e.g. "model.width: checkpoint 4, config 8". A model field
   newer than the checkpoint (or than the config, itself restored from an older checkpoint)
   counts as its default there, as the model reads it.
   """
   wanted = json.loads(json.dumps(config.to_dict()))  # Tuples -> lists, as saved.
-  absent = _flat(json.loads(json.dumps({"model": models.OPTIONAL_FIELDS})))
+  absent = _flat(json.loads(json.dumps({"model": models.default_config().to_dict()})))
   saved, wanted = {**absent, **_flat(saved)}, {**absent, **_flat(wanted)}
   names = sorted(name for name in saved.keys() | wanted.keys()
                  if any(name == f or name.startswith(f + ".") for f in fields))

@@ -18,9 +18,10 @@ from exif_jax import train
 
 
 def tiny_config(**model_overrides):
+  """The tiny config as training completes and saves it."""
   config = tiny.get_config()
   config.model.update(model_overrides)
-  return config
+  return train.with_derived_fields(config)
 
 
 def new_state(config):
@@ -155,7 +156,8 @@ def test_removed_options_at_their_old_defaults_are_accepted(saved_run, tmp_path)
 
 
 @pytest.mark.parametrize("option, value", [("model.noise_stream_width", 16),
-                                           ("model.post_processing_from_posteriors", True)])
+                                           ("model.post_processing_from_posteriors", True),
+                                           ("model.num_attributes", 80)])
 def test_a_removed_model_option_in_use_is_refused(saved_run, tmp_path, option, value):
   copy = with_saved_config(saved_run[0], tmp_path, **{option: value})
   step = copy / "checkpoints" / "3"

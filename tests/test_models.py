@@ -7,16 +7,15 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from exif_jax.exif_attrs import NUM_ATTRIBUTES
 from exif_jax.models import ExifConsistencyModel, ResNetV2, scale_patches
-
-NUM_ATTRIBUTES = 83
 
 
 def small_config(depth: int = 18, dtype: str = "float32") -> ml_collections.ConfigDict:
   """The paper's architecture at toy widths, so a forward pass takes a second on CPU."""
   return ml_collections.ConfigDict(dict(
-      depth=depth, width=4, feature_dim=16, head_widths=(32, 16, 8),
-      num_attributes=NUM_ATTRIBUTES, classifier_width=8, dtype=dtype))
+      depth=depth, width=4, feature_dim=16, head_widths=(32, 16, 8), classifier_width=8,
+      dtype=dtype))
 
 
 def make_model(config: ml_collections.ConfigDict, seed: int = 0) -> ExifConsistencyModel:
@@ -201,6 +200,13 @@ def test_resnet50_v2_layout_and_parameter_count():
   strides = [[unit.stride for unit in block] for block in model.blocks]
   assert strides == [[1, 1, 2], [1, 1, 1, 2], [1, 1, 1, 1, 1, 2], [1, 1, 1]]
   assert [u.shortcut is not None for u in model.blocks[1]] == [True, False, False, False]
+
+
+def test_unknown_model_field_is_refused():
+  config = small_config(18)
+  config.num_attributes = 83  # Fixed by exif_attrs, no longer a field.
+  with pytest.raises(ValueError, match=r"config.model: unknown fields \['num_attributes'\]"):
+    make_model(config)
 
 
 def test_unknown_depth():

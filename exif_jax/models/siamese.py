@@ -18,7 +18,7 @@ Parameter names, and the TF1 checkpoint variables they correspond to:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -26,12 +26,49 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from exif_jax.exif_attrs import NUM_ATTRIBUTES
 from exif_jax.models.resnet_v2 import ResNetV2
 
 
-# Model options newer than some saved configs, and what their absence means.
-OPTIONAL_FIELDS = {"noise_residuals": False, "post_processing_classes": (),
-                   "named_exif_tags": (), "named_exif_classes": 64}
+def default_config() -> ml_collections.ConfigDict:
+  """`config.model` at its defaults: the paper's ResNet-50 v2, without auxiliary heads.
+
+  The one place each model field and its default are written: configs/ start from it, and a
+  saved config without a field (saved before the field existed) means its default.
+  """
+  model = ml_collections.ConfigDict()
+  model.depth = 50
+  model.width = 64
+  model.feature_dim = 4096
+  model.head_widths = (4096, 2048, 1024)
+  model.classifier_width = 512
+  model.dtype = "float32"  # Compute dtype; "bfloat16" on accelerators. Params stay float32.
+  # Fixed SRM high-pass residuals beside RGB at the root conv (models/noise_residuals.py);
+  # off in the paper.
+  model.noise_residuals = False
+  # Member counts of an auxiliary per-patch head that names each patch's own post-processing,
+  # one per op (JPEG quality, blur, resize); () = none, as in the paper. Derived, not set by
+  # hand: training fills it in from config.data when train.post_processing_weight > 0
+  # (train.with_derived_fields), and checkpoints save it.
+  model.post_processing_classes = ()
+  # An auxiliary head on each patch's feature that names the value of these EXIF tags in the
+  # patch's photo (e.g. ("Image Make",)); () = none, as in the paper. Its classes are the
+  # training photos' values held by data.min_photos_per_value photos, at most
+  # named_exif_classes of them.
+  model.named_exif_tags = ()
+  model.named_exif_classes = 64
+  return model
+
+
+def with_defaults(config: Mapping[str, Any]) -> ml_collections.ConfigDict:
+  """A model section, of a run or of a checkpoint, with the fields it lacks at their
+  defaults; a field the model does not know is refused."""
+  defaults = default_config()
+  unknown = set(config.keys()) - set(defaults.keys())
+  if unknown:
+    raise ValueError(f"config.model: unknown fields {sorted(unknown)}; the model's fields are "
+                     f"{sorted(defaults.keys())}")
+  return ml_collections.ConfigDict({**defaults.to_dict(), **config})
 
 
 def scale_patches(patches: jax.Array) -> jax.Array:
@@ -60,40 +97,38 @@ class ConsistencyClassifier(nnx.Module):
 class ExifConsistencyModel(nnx.Module):
   """Two patches -> per-attribute "same value" logits, plus the stage-2 classifier.
 
-  `config` is the `config.model` section: depth, width, feature_dim, head_widths,
-  num_attributes, classifier_width, dtype ("float32" or "bfloat16", the compute dtype;
-  parameters are always float32). Outputs are float32 whatever the compute dtype.
+  `config` is the `config.model` section (`default_config` lists its fields; missing ones
+  take their defaults). Parameters are float32 and outputs float32 whatever the compute dtype.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
+  def __init__(self, config: Mapping[str, Any], *, rngs: nnx.Rngs):
+    config = with_defaults(config)
     if not config.head_widths:
       raise ValueError("head_widths needs at least one layer: the first one is split")
     self.dtype = jnp.dtype(config.dtype)
     self.feature_dim = config.feature_dim
-    options = {name: config.get(name, default) for name, default in OPTIONAL_FIELDS.items()}
-    self.backbone = ResNetV2(config.depth, config.width,
-                             noise_residuals=options["noise_residuals"], dtype=self.dtype,
-                             rngs=rngs)
+    self.backbone = ResNetV2(config.depth, config.width, noise_residuals=config.noise_residuals,
+                             dtype=self.dtype, rngs=rngs)
     self.feature = nnx.Linear(self.backbone.out_features, config.feature_dim, dtype=self.dtype,
                               rngs=rngs)
-    widths = (2 * config.feature_dim, *config.head_widths, config.num_attributes)
+    widths = (2 * config.feature_dim, *config.head_widths, NUM_ATTRIBUTES)
     self.head = nnx.List([
         nnx.Linear(i, o, dtype=self.dtype, rngs=rngs) for i, o in zip(widths[:-1], widths[1:])])
     self.classifier = ConsistencyClassifier(
-        config.num_attributes, config.classifier_width, dtype=self.dtype, rngs=rngs)
+        NUM_ATTRIBUTES, config.classifier_width, dtype=self.dtype, rngs=rngs)
     # Auxiliary per-patch heads on the feature: the post-processing members each patch
     # received, and the class of each patch's photo for each of named_exif_tags (e.g. its
     # make), out of named_exif_classes.
-    self.post_processing_classes = tuple(options["post_processing_classes"])
+    self.post_processing_classes = tuple(config.post_processing_classes)
     self.post_processing = (
         nnx.Linear(config.feature_dim, sum(self.post_processing_classes), dtype=self.dtype,
                    rngs=rngs)
         if self.post_processing_classes else None)
-    self.named_exif_shape = (len(options["named_exif_tags"]), options["named_exif_classes"])
+    self.named_exif_shape = (len(config.named_exif_tags), config.named_exif_classes)
     self.exif_naming = (
         nnx.Linear(config.feature_dim, int(np.prod(self.named_exif_shape)), dtype=self.dtype,
                    rngs=rngs)
-        if options["named_exif_tags"] else None)
+        if config.named_exif_tags else None)
 
   def features(self, patches: jax.Array) -> jax.Array:
     """Patches [N, 128, 128, 3] in [0, 255] -> features [N, feature_dim] float32."""
