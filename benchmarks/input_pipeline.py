@@ -66,7 +66,7 @@ def dataset_size(data_dir: str) -> dict[str, object]:
 
 
 def run(data_dir: str) -> dict[str, object]:
-  config = ml_collections.ConfigDict({"model": common.model_config(), "data": common.data_config()})
+  config = common.base_config()
   config.data.update(data_dir=data_dir, num_workers=0, num_threads=1)
   full = measure(config)
   all_cores = config.copy_and_resolve_references()

@@ -1,9 +1,8 @@
 """Train-step speed: python benchmarks/train_step.py [--batch_resnet50 8] [--steps 5].
 
-Prints JSON per config (the CPU config as shipped, with noise residuals at its root conv, with
-a noise stream of width 8, the two-stream CPU config, and the paper's ResNet-50 at a small
-batch): step time, pairs/s, model FLOPs per step (XLA cost analysis), achieved FLOP/s and its
-ratio to a float32 matmul peak measured in the same run. Random inputs: no data on disk is read.
+Prints JSON per config (the CPU config as shipped, with noise residuals at its root conv, and
+the paper's ResNet-50 at a small batch): step time, pairs/s, model FLOPs per step (XLA cost
+analysis), achieved FLOP/s and its ratio to a float32 matmul peak measured in the same run. Random inputs: no data on disk is read.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from flax import nnx
 
 from benchmarks import common
 from configs import cpu
-from configs import cpu_two_stream
 from configs import exif_resnet50
 from exif_jax import sharding
 from exif_jax import train
@@ -46,8 +44,7 @@ def measure(config, steps: int, peak: float) -> dict[str, float]:
 
   seconds = common.seconds_per_call(one_step, steps)
   return {"depth": config.model.depth, "width": config.model.width,
-          "noise_residuals": config.model.noise_residuals,
-          "noise_stream_width": config.model.noise_stream_width, "dtype": config.model.dtype,
+          "noise_residuals": config.model.noise_residuals, "dtype": config.model.dtype,
           "batch_size": config.train.batch_size,
           "compile_s": compile_s, "step_s": seconds,
           "pairs_per_s": config.train.batch_size / seconds, "flops_per_step": flops,
@@ -75,8 +72,6 @@ def main():
             "matmul_peak_flops_per_s": peak,
             "cpu": measure(cpu_config(), args.steps, peak),
             "cpu_noise_residuals": measure(cpu_config(noise_residuals=True), args.steps, peak),
-            "cpu_noise_stream": measure(cpu_config(noise_stream_width=8), args.steps, peak),
-            "cpu_two_stream": measure(cpu_two_stream.get_config(), args.steps, peak),
             "exif_resnet50": measure(resnet50, args.steps, peak)}
   print(json.dumps(result, indent=1))
 

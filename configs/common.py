@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from exif_jax import models
+
 
 def data_config() -> ml_collections.ConfigDict:
   """`config.data`: where the shards are and how input_pipeline samples and augments pairs."""
@@ -32,50 +34,6 @@ def data_config() -> ml_collections.ConfigDict:
   return data
 
 
-def model_config(**overrides) -> ml_collections.ConfigDict:
-  """`config.model`: the Siamese network; defaults are the paper's ResNet-50 v2."""
-  model = ml_collections.ConfigDict()
-  model.depth = 50
-  model.width = 64
-  model.feature_dim = 4096
-  model.head_widths = (4096, 2048, 1024)
-  model.num_attributes = 83
-  model.classifier_width = 512
-  # Fixed SRM high-pass residuals beside RGB at the root conv (models/noise_residuals.py);
-  # off in the paper.
-  model.noise_residuals = False
-  # Width of a second ResNet on those residuals alone (0 = none): the noise stream of
-  # Zhou et al. 2018. Half the feature comes from it, and the auxiliary post-processing head
-  # reads only that half.
-  model.noise_stream_width = 0
-  # What that stream sees: "residuals" (as in RGB-N) or "colour_and_residuals".
-  model.noise_stream_inputs = "residuals"
-  model.dtype = "float32"  # Compute dtype; "bfloat16" on accelerators. Params stay float32.
-  # An auxiliary per-patch head that names each patch's own post-processing: the member
-  # counts of data.jpeg_qualities, blur_sigmas, resize_factors; () = none, as in the paper.
-  model.post_processing_classes = ()
-  # The post-processing attributes' "same or not" logits come from those per-patch
-  # predictions (the chance both patches got the same member), not from the pair head.
-  model.post_processing_from_posteriors = False
-  # With those: whether the post-processing pair labels also train the auxiliary head through
-  # its posteriors; False leaves that head to naming each patch's own parameters.
-  model.post_processing_pair_gradient = True
-  # An auxiliary head on the colour part of each patch's feature that names the value of these
-  # EXIF tags in the patch's photo (e.g. ("Image Make",)); () = none, as in the paper. Its
-  # classes are the training photos' values held by data.min_photos_per_value photos, at most
-  # named_exif_classes of them.
-  model.named_exif_tags = ()
-  model.named_exif_classes = 64
-  model.update(overrides)
-  return model
-
-
-def post_processing_classes(data: ml_collections.ConfigDict) -> tuple[int, ...]:
-  """model.post_processing_classes that match the parameter sets of `data`."""
-  return tuple(len(members) for members in
-               (data.jpeg_qualities, data.blur_sigmas, data.resize_factors))
-
-
 def base_config() -> ml_collections.ConfigDict:
   """Every field a training run reads, with paper defaults; experiment configs override."""
   config = ml_collections.ConfigDict()
@@ -88,18 +46,17 @@ def base_config() -> ml_collections.ConfigDict:
   config.coordinator_address = ""  # host:port; empty = detected from the cluster.
   config.num_processes = 0  # 0 = detected from the cluster.
   config.process_id = 0
-  config.model = model_config()
+  config.model = models.default_config()
   config.data = data_config()
 
   config.train = ml_collections.ConfigDict()
   config.train.steps = 1_000_000
   config.train.batch_size = 128  # Global, over all hosts and devices.
   config.train.learning_rate = 1e-4
-  config.train.warmup_steps = 0
-  # After warm-up: "constant" (the paper) or "cosine" (decays to zero at train.steps).
-  config.train.schedule = "constant"
-  # Weight of the auxiliary post-processing loss (models with post_processing_classes only).
-  config.train.post_processing_weight = 1.0
+  config.train.warmup_steps = 0  # Linear warm-up, then constant (the paper).
+  # Weight of the auxiliary loss of naming each patch's own post-processing; > 0 gives the
+  # model that head (model.post_processing_classes, derived from data); 0: none (the paper).
+  config.train.post_processing_weight = 0.0
   # Weight of the auxiliary EXIF naming loss (models with named_exif_tags only).
   config.train.named_exif_weight = 1.0
   config.train.log_every = 100

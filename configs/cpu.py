@@ -9,7 +9,7 @@ from configs import common
 
 def get_config():
   config = common.base_config()
-  config.model = common.model_config(
+  config.model.update(
       depth=18, width=16, feature_dim=256, head_widths=(256, 128, 64), classifier_width=64)
   # Most cameras in a few hundred photos have one or two of them: a value held by a single
   # photo can only make "same" pairs from that photo, which teaches matching content instead
@@ -17,7 +17,7 @@ def get_config():
   config.data.min_photos_per_value = 3
   # In an hour, "same post-processing or not" alone does not teach the backbone to see blur,
   # re-JPEG or resampling; naming each patch's own parameters does.
-  config.model.post_processing_classes = common.post_processing_classes(config.data)
+  config.train.post_processing_weight = 1.0
   config.train.steps = 4_000
   config.train.batch_size = 32
   config.train.learning_rate = 1e-3

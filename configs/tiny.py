@@ -5,9 +5,9 @@ from configs import common
 
 def get_config():
   config = common.base_config()
-  config.model = common.model_config(
+  config.model.update(
       depth=18, width=4, feature_dim=16, head_widths=(16, 16), classifier_width=8)
-  config.model.post_processing_classes = common.post_processing_classes(config.data)
+  config.train.post_processing_weight = 1.0  # The auxiliary head, as configs/cpu.py.
   config.data.num_threads = 1
   config.train.steps = 6
   config.train.batch_size = 8

@@ -8,6 +8,7 @@ from typing import Any
 from etils import epath
 
 from exif_jax import exif_attrs
+from exif_jax import files
 from exif_jax import records
 
 
@@ -49,5 +50,5 @@ def write_dataset_info(out: epath.Path) -> dict[str, Any] | None:
       "skipped": skipped,
       "settings": shards[0].settings,
   }
-  records.write_json(epath.Path(out) / records.DATASET_INFO, info)
+  files.write_json(epath.Path(out) / records.DATASET_INFO, info)
   return info

@@ -15,9 +15,8 @@ from PIL import Image
 
 from exif_jax import exif_attrs
 from exif_jax import jpeg_scan
+from exif_jax import files
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".tif", ".tiff", ".webp"})
 MIN_SIDE = 128  # One network patch.
 _MODE_REASONS = {
     "CMYK": "CMYK image (camera photos are RGB)",
@@ -34,7 +33,7 @@ class PrepOptions:
   """How photos become records; stored in every shard so mixed runs are refused."""
   patches_per_photo: int = 16
   crop_size: int = 256
-  max_pixels: int = 120_000_000
+  max_pixels: int = files.MAX_PIXELS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +89,7 @@ def _walk(root: epath.Path) -> list[str]:
   return [
       path for path in candidates
       if not os.path.basename(path).startswith(".")
-      and os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES
+      and os.path.splitext(path)[1].lower() in files.IMAGE_SUFFIXES
   ]
 
 

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from data_prep import photos as photos_lib
 from data_prep import splits
+from exif_jax import files
 from exif_jax import records
 
 
@@ -126,8 +127,8 @@ def _write_shard(out: epath.Path, shard: int, num_shards: int, results: Iterable
       records.shard_path(out, "photos", shard, num_shards), photo_records)
   records.write_array_record(
       records.shard_path(out, "patches", shard, num_shards), patch_records)
-  records.write_json(records.shard_path(out, "shard", shard, num_shards),
-                     {"photos": index, "skipped": skipped, "settings": settings})
+  files.write_json(records.shard_path(out, "shard", shard, num_shards),
+                   {"photos": index, "skipped": skipped, "settings": settings})
 
 
 def _skip(source: str, reason: str) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Localize a set of images into OUT with the DESIGN.md output contract; resumable.
+"""Localize a set of images into OUT, resumably. What OUT holds, for run_eval and localize
+alike (readers may rely on these names and formats):
 
 OUT/maps/<stem>.npy   float32 HxW in [0, 1], high = inconsistent, at the input's resolution
 OUT/maps/<stem>.png   8-bit heatmap of the same
@@ -28,6 +29,7 @@ from eval import image_io
 from eval import localizer as localizer_lib
 from eval import metrics as metrics_lib
 from eval import report
+from exif_jax import files
 
 THRESHOLD = 0.5  # Score above which an image is called spliced.
 
@@ -68,13 +70,6 @@ def _save_map(out: pathlib.Path, stem: str, heat: np.ndarray) -> None:
   (out / "maps").mkdir(parents=True, exist_ok=True)
   np.save(out / "maps" / f"{stem}.npy", heat)
   Image.fromarray(report.heatmap_rgb(heat)).save(out / "maps" / f"{stem}.png")
-
-
-def _write_json(path: pathlib.Path, obj: Any) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.name}.tmp")
-  tmp.write_text(json.dumps(obj, indent=1))
-  tmp.replace(path)
 
 
 def localize_one(example: datasets.Example, localizer: localizer_lib.Localizer,
@@ -121,11 +116,11 @@ def _claim(out: pathlib.Path, settings: dict[str, Any]) -> None:
           f"{', '.join(f'{earlier.get(k)} then, {settings.get(k)} now' for k in changed)}); "
           f"give another --out or delete it")
   else:
-    _write_json(path, settings)
+    files.write_json(path, settings)
 
 
 def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
-        out: pathlib.Path, *, max_pixels: int = image_io.DEFAULT_MAX_PIXELS,
+        out: pathlib.Path, *, max_pixels: int = files.MAX_PIXELS,
         title: str = "exif-jax") -> list[dict[str, Any]]:
   """Localizes every example not already done in `out`, then writes the summaries.
 
@@ -138,8 +133,8 @@ def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
   logging.info("%d of %d images to do (%d already done)", len(todo), len(examples),
                len(examples) - len(todo))
   for example in tqdm(todo, desc="localize", unit="image"):
-    _write_json(out / "results" / f"{example.stem}.json",
-                localize_one(example, localizer, out, max_pixels))
+    files.write_json(out / "results" / f"{example.stem}.json",
+                     localize_one(example, localizer, out, max_pixels))
   records = [json.loads((out / "results" / f"{e.stem}.json").read_text()) for e in examples]
   summarize(examples, records, out, title, settings)
   return records
@@ -157,5 +152,5 @@ def summarize(examples: list[datasets.Example], records: list[dict[str, Any]],
       heat = np.load(out / "maps" / f"{example.stem}.npy")
       dataset.add(heat, mask=example.mask, label=example.spliced, score=record["score"])
   if any(example.mask_path is not None for example in examples):
-    _write_json(out / "metrics.json", dataset.result())
+    files.write_json(out / "metrics.json", dataset.result())
   report.write(out, records, title=title, settings=settings)

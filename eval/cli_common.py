@@ -10,11 +10,11 @@ from absl import flags
 
 from eval import batch
 from eval import datasets
-from eval import image_io
 from eval import localizer as localizer_lib
 from eval import noise_method
 from exif_jax import checkpointing
 from exif_jax import command
+from exif_jax import files
 
 METHOD = flags.DEFINE_enum(
     "method", "exif", ["exif", "noise"], "exif: the learned self-consistency model "
@@ -33,7 +33,7 @@ PAIR_MEMORY_MB = flags.DEFINE_integer(
     "pair_memory_mb", 256, "Patch pairs are evaluated in blocks of at most this many MiB of "
     "activations: the knob for peak memory on large images.")
 MAX_PIXELS = flags.DEFINE_integer(
-    "max_pixels", image_io.DEFAULT_MAX_PIXELS,
+    "max_pixels", files.MAX_PIXELS,
     "Images with more pixels are skipped before decoding (guards against decompression bombs).")
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from flax import nnx
 
 from eval import patch_grid
+from exif_jax import exif_attrs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +91,7 @@ class ConsistencyModel:
 
   def rows_per_block(self, num_patches: int, with_attributes: bool) -> int:
     per_row = (self.num_models * num_patches * 4 *
-               (self._first_width + (83 if with_attributes else 0)))
+               (self._first_width + (exif_attrs.NUM_ATTRIBUTES if with_attributes else 0)))
     return int(max(1, min(num_patches, self.pair_memory_bytes // per_row)))
 
   def pairs(self, a: jax.Array, b: jax.Array, *, with_attributes: bool = False

@@ -22,8 +22,7 @@ import numpy as np
 from PIL import Image
 
 from eval import image_io
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
+from exif_jax import files
 
 MaskRule = Callable[[Image.Image], np.ndarray]
 Loader = Callable[[os.PathLike | str], list["Example"]]
@@ -107,7 +106,7 @@ def _images(folder: pathlib.Path) -> list[pathlib.Path]:
   if not folder.is_dir():
     return []
   return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                and p.suffix.lower() in IMAGE_SUFFIXES)
+                and p.suffix.lower() in files.IMAGE_SUFFIXES)
 
 
 def _by_stem(paths: list[pathlib.Path]) -> dict[str, pathlib.Path]:

@@ -14,9 +14,8 @@ import stat
 import numpy as np
 from PIL import Image
 
+from exif_jax import files
 from exif_jax import jpeg_scan
-
-DEFAULT_MAX_PIXELS = 120_000_000  # 12000x10000: larger than any camera, smaller than a bomb.
 
 
 def rgb_pixels(image: Image.Image) -> np.ndarray:
@@ -36,7 +35,7 @@ def _check_jpeg_data(path: pathlib.Path) -> None:
     raise ValueError(reason)
 
 
-def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def load_image(path: str | os.PathLike, max_pixels: int = files.MAX_PIXELS) -> np.ndarray:
   """uint8 HxWx3, or ValueError with a one-line reason (never blocks on a pipe or device)."""
   path = pathlib.Path(path)
   try:

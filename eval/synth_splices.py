@@ -45,6 +45,7 @@ from PIL import ImageDraw
 from data_prep import photos as photo_inputs
 from exif_jax import command
 from exif_jax import exif_attrs
+from exif_jax import files
 
 SHAPES = ("rectangle", "ellipse", "polygon")
 _FILL = {"rectangle": 1.0, "ellipse": math.pi / 4}  # Area of the shape / area of its box.
@@ -124,7 +125,7 @@ def list_sources(photos: os.PathLike | str | Sequence[os.PathLike | str], *,
 def _read_source(path: str) -> Source | str:
   """The photo's Source, or why it cannot be one."""
   try:
-    data = photo_inputs.read_file(path, photo_inputs.PrepOptions.max_pixels)
+    data = photo_inputs.read_file(path, files.MAX_PIXELS)
   except ValueError as e:
     return str(e)
   try:

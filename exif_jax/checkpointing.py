@@ -18,6 +18,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 from flax import nnx
 
+from exif_jax import exif_attrs
 from exif_jax import models
 from exif_jax.models import resnet_v2
 
@@ -26,6 +27,21 @@ CHECKPOINTS = "checkpoints"
 MAX_WIDTH = 1 << 16
 # The model shipped in the package; `localize` and `eval` use it when given no checkpoint.
 BUNDLED_MODEL = pathlib.Path(str(importlib.resources.files("exif_jax") / "bundled_model"))
+# Options older checkpoints may hold that this version no longer has, each with the value at
+# which it changed nothing. There it is dropped on reading; any other value is refused, as this
+# version cannot rebuild what it made.
+REMOVED_OPTIONS = {
+    "model.num_attributes": exif_attrs.NUM_ATTRIBUTES,  # Fixed by the attribute list.
+    "model.noise_stream_width": 0,  # A second ResNet for post-processing traces.
+    "model.noise_stream_inputs": "residuals",
+    "model.post_processing_from_posteriors": False,  # Pair logits from per-patch posteriors.
+    "model.post_processing_pair_gradient": True,
+    "train.schedule": "constant",  # A cosine decay after warm-up.
+}
+
+
+class CheckpointError(ValueError):
+  """A checkpoint that cannot be used; the message names its path and what is wrong."""
 
 
 def absolute(path: epath.PathLike) -> epath.Path:
@@ -83,12 +99,12 @@ def check_compatible(saved: dict[str, Any], config: ml_collections.ConfigDict,
                      fields: Sequence[str] = ("model",)) -> None:
   """Refuses a checkpoint whose `fields` (config sections or keys) differ from the config's.
 
-  The error names each mismatch, e.g. "model.width: checkpoint 4, config 8". A model option
+  The error names each mismatch, e.g. "model.width: checkpoint 4, config 8". A model field
   newer than the checkpoint (or than the config, itself restored from an older checkpoint)
   counts as its default there, as the model reads it.
   """
   wanted = json.loads(json.dumps(config.to_dict()))  # Tuples -> lists, as saved.
-  absent = _flat(json.loads(json.dumps({"model": models.OPTIONAL_FIELDS})))
+  absent = _flat(json.loads(json.dumps({"model": models.default_config().to_dict()})))
   saved, wanted = {**absent, **_flat(saved)}, {**absent, **_flat(wanted)}
   names = sorted(name for name in saved.keys() | wanted.keys()
                  if any(name == f or name.startswith(f + ".") for f in fields))
@@ -96,6 +112,24 @@ def check_compatible(saved: dict[str, Any], config: ml_collections.ConfigDict,
                 for name in names if saved.get(name) != wanted.get(name)]
   if mismatches:
     raise ValueError("checkpoint is incompatible with the config: " + "; ".join(mismatches))
+
+
+def _without_removed_options(saved: dict[str, Any], where: epath.PathLike,
+                             sections: Sequence[str]) -> dict[str, Any]:
+  """A saved config without REMOVED_OPTIONS; refuses one that sets an option of `sections` to
+  anything but its old default value."""
+  saved = {key: dict(value) if isinstance(value, dict) else value
+           for key, value in saved.items()}
+  changed = []
+  for name, unchanged in REMOVED_OPTIONS.items():
+    section, option = name.split(".")
+    value = saved.get(section, {}).pop(option, unchanged)
+    if value != unchanged and section in sections:
+      changed.append(f"{name}={value!r}")
+  if changed:
+    raise CheckpointError(f"{where}: saved with {', '.join(changed)}, which this version no "
+                          "longer has: it cannot restore that checkpoint as it was made")
+  return saved
 
 
 def restore_run(mngr: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Optimizer,
@@ -109,7 +143,9 @@ def restore_run(mngr: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.O
   if step is None:
     return 0
   saved = mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
-  check_compatible(saved.config, config, fields=("stage", "model"))
+  saved_config = _without_removed_options(saved.config, epath.Path(mngr.directory) / str(step),
+                                          sections=("model", "train"))
+  check_compatible(saved_config, config, fields=("stage", "model"))
   restored = mngr.restore(step, args=ocp.args.Composite(
       model=ocp.args.StandardRestore(_abstract(nnx.state(model))),
       optimizer=ocp.args.StandardRestore(_abstract(nnx.state(optimizer))),
@@ -135,10 +171,6 @@ def _step_dir(path: epath.PathLike) -> epath.Path:
     raise FileNotFoundError(f"{path}: no checkpoint (expected a workdir, its "
                             f"{CHECKPOINTS}/ folder or a step folder)")
   return steps[-1][1]
-
-
-class CheckpointError(ValueError):
-  """A checkpoint that cannot be used; the message names its path and what is wrong."""
 
 
 def _reason(error: Exception) -> str:
@@ -168,7 +200,8 @@ def _check_model_config(config: Any, where: epath.Path) -> None:
 def restore_config(path: epath.PathLike) -> ml_collections.ConfigDict:
   """The config saved with the checkpoint at `path` (workdir, checkpoints folder or step).
 
-  Raises CheckpointError when it is missing, unreadable or could not build a model.
+  Raises CheckpointError when it is missing, unreadable, could not build a model, or sets an
+  option this version no longer has (REMOVED_OPTIONS) to other than its old default.
   """
   config_dir = _step_dir(path) / "config"
   if not config_dir.is_dir():
@@ -178,7 +211,8 @@ def restore_config(path: epath.PathLike) -> ml_collections.ConfigDict:
   except Exception as e:  # pylint: disable=broad-except  # Orbax raises many types.
     raise CheckpointError(f"{config_dir}: unreadable config ({_reason(e)})") from None
   _check_model_config(config, config_dir)
-  return ml_collections.ConfigDict(config)
+  return ml_collections.ConfigDict(
+      _without_removed_options(config, config_dir.parent, ("model",)))
 
 
 def restore(path: epath.PathLike, model: nnx.Module | None = None) -> nnx.Module:

@@ -26,6 +26,8 @@ import numpy as np
 from array_record.python.array_record_module import ArrayRecordWriter
 from etils import epath
 
+from exif_jax import files
+
 PHOTO_FIELDS = (
     "image", "exif", "make", "model", "camera", "width", "height", "sha256", "source",
     "split", "patches",
@@ -62,7 +64,7 @@ def patch_pixels(record: dict[str, Any]) -> np.ndarray:
 
 def write_array_record(path: epath.Path, records: Iterable[bytes]) -> int:
   """Writes serialized records to `path` atomically (temp file, then rename)."""
-  tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+  tmp = files.temporary_path(path)
   writer = ArrayRecordWriter(os.fspath(tmp), WRITER_OPTIONS)
   count = 0
   try:
@@ -73,13 +75,6 @@ def write_array_record(path: epath.Path, records: Iterable[bytes]) -> int:
     writer.close()
   tmp.replace(path)
   return count
-
-
-def write_json(path: epath.Path, obj: Any) -> None:
-  """Atomic JSON write: readers never see half a file."""
-  tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-  tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-  tmp.replace(path)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ feeds its local slice of the global batch and jax.jit with NamedSharding does th
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import jax
 import ml_collections
@@ -56,7 +56,3 @@ def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, ja
   """This host's slice of the batch -> global arrays sharded over the data axis."""
   sharding = batch_sharding(mesh)
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local_batch.items()}
-
-
-def replicate(tree: Any, mesh: Mesh) -> Any:
-  return jax.device_put(tree, replicated(mesh))

@@ -34,10 +34,29 @@ from exif_jax import sharding
 STAGES = ("exif", "classifier")
 
 
+def with_derived_fields(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of the run config with the fields that follow from the others filled in.
+
+  model.post_processing_classes: the member counts of config.data's post-processing sets
+  when train.post_processing_weight > 0 (the auxiliary head), () otherwise. Checkpoints save
+  the copy, so `checkpointing.restore` rebuilds the model without the data config.
+  """
+  derived = config.copy_and_resolve_references()
+  classes = (augment.Options.from_config(config.data).set_sizes
+             if config.train.post_processing_weight > 0 else ())
+  given = tuple(config.model.post_processing_classes)
+  if given and given != classes:
+    raise ValueError(f"config.model.post_processing_classes={given}: derived from "
+                     "config.data and config.train.post_processing_weight, which give "
+                     f"{classes}; leave it unset")
+  derived.model.post_processing_classes = classes
+  return derived
+
+
 def create_model(config: ml_collections.ConfigDict) -> models.ExifConsistencyModel:
   # rbg keys: threefry initialisation is slow to compile on CPU.
   rngs = nnx.Rngs(jax.random.key(config.seed, impl="rbg"))
-  return models.ExifConsistencyModel(config.model, rngs=rngs)
+  return models.ExifConsistencyModel(with_derived_fields(config).model, rngs=rngs)
 
 
 def trainable(stage: str) -> nnx.filterlib.Filter:
@@ -47,24 +66,14 @@ def trainable(stage: str) -> nnx.filterlib.Filter:
   return nnx.All(nnx.Param, nnx.PathContains("classifier"))
 
 
-SCHEDULES = ("constant", "cosine")
-
-
 def learning_rate(config: ml_collections.ConfigDict) -> optax.Schedule:
-  """Linear warm-up to the peak, then constant (the paper) or a cosine decay to zero at the
-  last step, the usual choice for a fixed budget."""
+  """Linear warm-up to the peak, then constant (the paper)."""
   train = config.train
-  peak = train.learning_rate
-  if train.schedule not in SCHEDULES:
-    raise ValueError(f"config.train.schedule={train.schedule!r}: must be one of {SCHEDULES}")
-  if train.schedule == "cosine":
-    after_warmup = optax.cosine_decay_schedule(peak, max(train.steps - train.warmup_steps, 1))
-  else:
-    after_warmup = optax.constant_schedule(peak)
+  constant = optax.constant_schedule(train.learning_rate)
   if not train.warmup_steps:
-    return after_warmup
+    return constant
   return optax.join_schedules(
-      [optax.linear_schedule(0.0, peak, train.warmup_steps), after_warmup],
+      [optax.linear_schedule(0.0, train.learning_rate, train.warmup_steps), constant],
       [train.warmup_steps])
 
 
@@ -307,11 +316,6 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
   if unknown:
     raise ValueError(f"config.model.named_exif_tags: {sorted(unknown)} not among the EXIF tags "
                      "of exif_jax/exif_tags.txt")
-  classes = tuple(config.model.post_processing_classes)
-  sizes = augment.Options.from_config(config.data).set_sizes
-  if classes and classes != sizes:
-    raise ValueError(f"config.model.post_processing_classes={classes} does not match the "
-                     f"data's post-processing sets of {list(sizes)} members")
 
 
 def _use_compilation_cache(path: str) -> None:
@@ -331,6 +335,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                        ) -> models.ExifConsistencyModel:
   """Runs (or resumes) training to config.train.steps; returns the model in eval mode."""
   _check_config(config)
+  config = with_derived_fields(config)
   # --- Set-up.
   sharding.initialize(config)
   _use_compilation_cache(config.compilation_cache_dir)

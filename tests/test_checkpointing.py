@@ -1,6 +1,8 @@
 """Orbax checkpoints: what a run saves, what `restore` gives back, and what it refuses."""
 
 import json
+import re
+import shutil
 
 import grain
 import jax
@@ -16,9 +18,10 @@ from exif_jax import train
 
 
 def tiny_config(**model_overrides):
+  """The tiny config as training completes and saves it."""
   config = tiny.get_config()
   config.model.update(model_overrides)
-  return config
+  return train.with_derived_fields(config)
 
 
 def new_state(config):
@@ -112,26 +115,70 @@ def test_restore_run_refuses_another_model_or_stage(saved_run):
 def test_checkpoints_older_than_a_model_option_mean_its_default():
   config = tiny_config()
   older = json.loads(json.dumps(config.to_dict()))  # As a checkpoint holds it.
-  del older["model"]["noise_residuals"]  # Saved before the options existed.
-  del older["model"]["noise_stream_width"]
-  del older["model"]["noise_stream_inputs"]
-  del older["model"]["post_processing_from_posteriors"]
+  del older["model"]["noise_residuals"]  # Saved before the option existed.
   checkpointing.check_compatible(older, config)
   with pytest.raises(ValueError, match="model.noise_residuals: checkpoint False, config True"):
     checkpointing.check_compatible(older, tiny_config(noise_residuals=True))
-  with pytest.raises(ValueError, match="model.noise_stream_width: checkpoint 0, config 8"):
-    checkpointing.check_compatible(older, tiny_config(noise_stream_width=8))
-  with pytest.raises(ValueError, match="model.noise_stream_inputs: checkpoint 'residuals', "
-                                       "config 'colour_and_residuals'"):
-    checkpointing.check_compatible(older, tiny_config(noise_stream_inputs="colour_and_residuals"))
-  with pytest.raises(ValueError, match="post_processing_from_posteriors: checkpoint False"):
-    checkpointing.check_compatible(older, tiny_config(post_processing_from_posteriors=True))
   # The other way round too: a newer checkpoint against a config restored from the older one.
   newer = json.loads(json.dumps(config.to_dict()))
   checkpointing.check_compatible(newer, ml_collections.ConfigDict(older))
-  with pytest.raises(ValueError, match="model.noise_stream_width: checkpoint 8, config 0"):
-    checkpointing.check_compatible(tiny_config(noise_stream_width=8).to_dict(),
+  with pytest.raises(ValueError, match="model.noise_residuals: checkpoint True, config False"):
+    checkpointing.check_compatible(tiny_config(noise_residuals=True).to_dict(),
                                    ml_collections.ConfigDict(older))
+
+
+def with_saved_config(workdir, tmp_path, **changes):
+  """A copy of the run in `workdir` whose latest saved config has `changes` ("section.option":
+  value) made to it, as a checkpoint of an older version would hold them."""
+  copy = tmp_path / "copy"
+  shutil.copytree(workdir, copy)
+  path = copy / "checkpoints" / "3" / "config" / "metadata"
+  saved = json.loads(path.read_text())
+  for name, value in changes.items():
+    section, option = name.split(".")
+    saved[section][option] = value
+  path.write_text(json.dumps(saved))
+  return copy
+
+
+def test_removed_options_at_their_old_defaults_are_accepted(saved_run, tmp_path):
+  workdir, model, optimizer = saved_run
+  copy = with_saved_config(workdir, tmp_path, **checkpointing.REMOVED_OPTIONS)
+  config = checkpointing.restore_config(copy)
+  assert not set(config.model) & {name.split(".")[1] for name in checkpointing.REMOVED_OPTIONS}
+  restored = checkpointing.restore(copy)
+  for a, b in zip(leaves(nnx.state(restored)), leaves(nnx.state(model)), strict=True):
+    np.testing.assert_array_equal(a, b)
+  fresh_model, fresh_optimizer = new_state(tiny_config())
+  with checkpointing.manager(copy, tiny_config()) as mngr:
+    assert checkpointing.restore_run(mngr, fresh_model, fresh_optimizer, data_iterator(),
+                                     tiny_config()) == 3
+
+
+@pytest.mark.parametrize("option, value", [("model.noise_stream_width", 16),
+                                           ("model.post_processing_from_posteriors", True),
+                                           ("model.num_attributes", 80)])
+def test_a_removed_model_option_in_use_is_refused(saved_run, tmp_path, option, value):
+  copy = with_saved_config(saved_run[0], tmp_path, **{option: value})
+  step = copy / "checkpoints" / "3"
+  message = (f"^{re.escape(str(step))}: saved with {option}={value!r}, which this version no "
+             "longer has")
+  with pytest.raises(ValueError, match=message):
+    checkpointing.restore(copy)
+  model, optimizer = new_state(tiny_config())
+  with checkpointing.manager(copy, tiny_config()) as mngr:
+    with pytest.raises(ValueError, match=message):
+      checkpointing.restore_run(mngr, model, optimizer, data_iterator(), tiny_config())
+
+
+def test_a_removed_training_option_in_use_refuses_resuming_only(saved_run, tmp_path):
+  """A cosine-decay run's model restores; resuming it would silently change its schedule."""
+  copy = with_saved_config(saved_run[0], tmp_path, **{"train.schedule": "cosine"})
+  checkpointing.restore(copy)
+  model, optimizer = new_state(tiny_config())
+  with checkpointing.manager(copy, tiny_config()) as mngr:
+    with pytest.raises(ValueError, match="train.schedule='cosine', which this version"):
+      checkpointing.restore_run(mngr, model, optimizer, data_iterator(), tiny_config())
 
 
 def test_no_checkpoint_is_a_clear_error(tmp_path):

@@ -20,7 +20,7 @@ from exif_jax import checkpointing
 from exif_jax.models import scale_patches
 
 SMALL_MODEL = dict(depth=50, width=8, feature_dim=32, head_widths=(32, 16, 8),
-                   num_attributes=83, classifier_width=8, dtype="float32")
+                   classifier_width=8, dtype="float32")
 
 
 def small_config() -> ml_collections.ConfigDict:

@@ -167,9 +167,7 @@ def test_sampler_rejects_unusable_photos(photos):
 # The Grain pipeline on real shards.
 
 def make_config(shards_dir, **overrides) -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-  config.model = common.model_config()
-  config.data = common.data_config()
+  config = common.base_config()
   config.data.data_dir = str(shards_dir)
   config.data.update(overrides)
   return config

@@ -7,16 +7,15 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from exif_jax.exif_attrs import NUM_ATTRIBUTES
 from exif_jax.models import ExifConsistencyModel, ResNetV2, scale_patches
-
-NUM_ATTRIBUTES = 83
 
 
 def small_config(depth: int = 18, dtype: str = "float32") -> ml_collections.ConfigDict:
   """The paper's architecture at toy widths, so a forward pass takes a second on CPU."""
   return ml_collections.ConfigDict(dict(
-      depth=depth, width=4, feature_dim=16, head_widths=(32, 16, 8),
-      num_attributes=NUM_ATTRIBUTES, classifier_width=8, dtype=dtype))
+      depth=depth, width=4, feature_dim=16, head_widths=(32, 16, 8), classifier_width=8,
+      dtype=dtype))
 
 
 def make_model(config: ml_collections.ConfigDict, seed: int = 0) -> ExifConsistencyModel:
@@ -122,19 +121,18 @@ def test_post_processing_head_names_each_op_separately(patches):
   assert all(l.dtype == jnp.float32 for l in logits)
 
 
-def test_exif_naming_head_reads_the_colour_part_of_the_feature(patches):
+def test_exif_naming_head_reads_the_whole_feature(patches):
   config = small_config(18)
   assert make_model(config).exif_naming is None  # The paper's model has no such head.
   config.named_exif_tags = ("Image Make", "Image Model")
   config.named_exif_classes = 5
-  config.noise_stream_width = 4
   model = make_model(config)
   f = features(model, patches)
   logits = model.exif_naming_logits(f)
   assert logits.shape == (6, 2, 5) and logits.dtype == jnp.float32
-  # The noise stream's half of the feature does not reach it.
-  noise_half = f.at[:, config.feature_dim // 2:].set(0.0)
-  np.testing.assert_array_equal(model.exif_naming_logits(noise_half), logits)
+  half = config.feature_dim // 2
+  for part in (slice(None, half), slice(half, None)):
+    assert not np.allclose(model.exif_naming_logits(f.at[:, part].set(0.0)), logits)
 
 
 def test_bfloat16_compute_with_float32_params(model18, patches):
@@ -202,6 +200,13 @@ def test_resnet50_v2_layout_and_parameter_count():
   strides = [[unit.stride for unit in block] for block in model.blocks]
   assert strides == [[1, 1, 2], [1, 1, 1, 2], [1, 1, 1, 1, 1, 2], [1, 1, 1]]
   assert [u.shortcut is not None for u in model.blocks[1]] == [True, False, False, False]
+
+
+def test_unknown_model_field_is_refused():
+  config = small_config(18)
+  config.num_attributes = 83  # Fixed by exif_attrs, no longer a field.
+  with pytest.raises(ValueError, match=r"config.model: unknown fields \['num_attributes'\]"):
+    make_model(config)
 
 
 def test_unknown_depth():

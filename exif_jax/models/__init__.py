@@ -2,13 +2,13 @@
 
 from exif_jax.models.resnet_v2 import ResidualUnit, ResNetV2
 from exif_jax.models.siamese import (
-    OPTIONAL_FIELDS, ConsistencyClassifier, ExifConsistencyModel, scale_patches)
+    ConsistencyClassifier, ExifConsistencyModel, default_config, scale_patches)
 
 __all__ = [
     "ConsistencyClassifier",
     "ExifConsistencyModel",
-    "OPTIONAL_FIELDS",
     "ResNetV2",
     "ResidualUnit",
+    "default_config",
     "scale_patches",
 ]

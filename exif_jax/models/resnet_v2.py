@@ -34,9 +34,6 @@ STAGES: dict[int, tuple[tuple[int, ...], bool]] = {
     152: ((3, 8, 36, 3), True),
 }
 BOTTLENECK_EXPANSION = 4
-# What the root conv may see -> its input channels.
-INPUTS = {"colour": 3, "colour_and_residuals": 3 + residuals_lib.NUM_CHANNELS,
-          "residuals": residuals_lib.NUM_CHANNELS}
 
 # As in the Flax ImageNet example. slim's 0.997 averages over ~300 steps: too slow for short runs.
 BN_MOMENTUM = 0.9
@@ -100,21 +97,20 @@ class ResNetV2(nnx.Module):
 
   `dtype` is the compute dtype (e.g. jnp.bfloat16); parameters stay float32. Batch norm
   uses batch statistics after `model.train()` and running averages after `model.eval()`.
-  `inputs` (one of INPUTS) is what the root conv sees: the colours, the colours and fixed
-  high-pass residuals of the image beside them, or the residuals alone (a noise stream).
+  With `noise_residuals` the root conv sees fixed high-pass residuals of the image beside
+  its colours.
   """
 
-  def __init__(self, depth: int = 50, width: int = 64, *, inputs: str = "colour",
+  def __init__(self, depth: int = 50, width: int = 64, *, noise_residuals: bool = False,
                dtype: Any = jnp.float32, rngs: nnx.Rngs):
-    if inputs not in INPUTS:
-      raise ValueError(f"ResNet v2 inputs must be one of {sorted(INPUTS)}, got {inputs!r}")
     if depth not in STAGES:
       raise ValueError(f"ResNet v2 depth must be one of {sorted(STAGES)}, got {depth}")
     units, bottleneck = STAGES[depth]
     expansion = BOTTLENECK_EXPANSION if bottleneck else 1
     self.dtype = dtype
-    self.inputs = inputs
-    self.conv1 = _conv(INPUTS[inputs], width, 7, 2, use_bias=True, dtype=dtype, rngs=rngs)
+    self.noise_residuals = noise_residuals
+    channels = 3 + (residuals_lib.NUM_CHANNELS if noise_residuals else 0)
+    self.conv1 = _conv(channels, width, 7, 2, use_bias=True, dtype=dtype, rngs=rngs)
     blocks = []
     in_features = width
     for i, num_units in enumerate(units):
@@ -132,9 +128,7 @@ class ResNetV2(nnx.Module):
     self.out_features = in_features
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    if self.inputs == "residuals":
-      x = residuals_lib.noise_residuals(x)
-    elif self.inputs == "colour_and_residuals":
+    if self.noise_residuals:
       x = jnp.concatenate([x, residuals_lib.noise_residuals(x)], axis=-1)
     x = self.conv1(x.astype(self.dtype))
     x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")

@@ -13,12 +13,12 @@ Parameter names, and the TF1 checkpoint variables they correspond to:
   feature       resnet_v2_50/logits     (1x1 conv there, a Linear here)
   head[i]       predict/fc/fc_{i+1}; the last one, head[-1], is predict/fc_out
   classifier    classify/fc/fc_1 (classifier.hidden), classify/fc_out (classifier.out)
-  noise_stream, noise_feature, post_processing: options with no TF1 counterpart
+  post_processing, exif_naming: optional auxiliary heads with no TF1 counterpart
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -26,15 +26,49 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from exif_jax.exif_attrs import NUM_ATTRIBUTES
 from exif_jax.models.resnet_v2 import ResNetV2
 
 
-# Model options newer than some saved configs, and what their absence means.
-OPTIONAL_FIELDS = {"noise_residuals": False, "noise_stream_width": 0,
-                   "noise_stream_inputs": "residuals", "post_processing_classes": (),
-                   "post_processing_from_posteriors": False,
-                   "post_processing_pair_gradient": True, "named_exif_tags": (),
-                   "named_exif_classes": 64}
+def default_config() -> ml_collections.ConfigDict:
+  """`config.model` at its defaults: the paper's ResNet-50 v2, without auxiliary heads.
+
+  The one place each model field and its default are written: configs/ start from it, and a
+  saved config without a field (saved before the field existed) means its default.
+  """
+  model = ml_collections.ConfigDict()
+  model.depth = 50
+  model.width = 64
+  model.feature_dim = 4096
+  model.head_widths = (4096, 2048, 1024)
+  model.classifier_width = 512
+  model.dtype = "float32"  # Compute dtype; "bfloat16" on accelerators. Params stay float32.
+  # Fixed SRM high-pass residuals beside RGB at the root conv (models/noise_residuals.py);
+  # off in the paper.
+  model.noise_residuals = False
+  # Member counts of an auxiliary per-patch head that names each patch's own post-processing,
+  # one per op (JPEG quality, blur, resize); () = none, as in the paper. Derived, not set by
+  # hand: training fills it in from config.data when train.post_processing_weight > 0
+  # (train.with_derived_fields), and checkpoints save it.
+  model.post_processing_classes = ()
+  # An auxiliary head on each patch's feature that names the value of these EXIF tags in the
+  # patch's photo (e.g. ("Image Make",)); () = none, as in the paper. Its classes are the
+  # training photos' values held by data.min_photos_per_value photos, at most
+  # named_exif_classes of them.
+  model.named_exif_tags = ()
+  model.named_exif_classes = 64
+  return model
+
+
+def with_defaults(config: Mapping[str, Any]) -> ml_collections.ConfigDict:
+  """A model section, of a run or of a checkpoint, with the fields it lacks at their
+  defaults; a field the model does not know is refused."""
+  defaults = default_config()
+  unknown = set(config.keys()) - set(defaults.keys())
+  if unknown:
+    raise ValueError(f"config.model: unknown fields {sorted(unknown)}; the model's fields are "
+                     f"{sorted(defaults.keys())}")
+  return ml_collections.ConfigDict({**defaults.to_dict(), **config})
 
 
 def scale_patches(patches: jax.Array) -> jax.Array:
@@ -63,88 +97,53 @@ class ConsistencyClassifier(nnx.Module):
 class ExifConsistencyModel(nnx.Module):
   """Two patches -> per-attribute "same value" logits, plus the stage-2 classifier.
 
-  `config` is the `config.model` section: depth, width, feature_dim, head_widths,
-  num_attributes, classifier_width, dtype ("float32" or "bfloat16", the compute dtype;
-  parameters are always float32). Outputs are float32 whatever the compute dtype.
+  `config` is the `config.model` section (`default_config` lists its fields; missing ones
+  take their defaults). Parameters are float32 and outputs float32 whatever the compute dtype.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
+  def __init__(self, config: Mapping[str, Any], *, rngs: nnx.Rngs):
+    config = with_defaults(config)
     if not config.head_widths:
       raise ValueError("head_widths needs at least one layer: the first one is split")
     self.dtype = jnp.dtype(config.dtype)
     self.feature_dim = config.feature_dim
-    options = {name: config.get(name, default) for name, default in OPTIONAL_FIELDS.items()}
-    self.backbone = ResNetV2(
-        config.depth, config.width,
-        inputs="colour_and_residuals" if options["noise_residuals"] else "colour",
-        dtype=self.dtype, rngs=rngs)
-    # With a noise stream the feature is [colour part, noise part], a half each; the
-    # auxiliary head reads only the noise part, so naming post-processing shapes the noise
-    # stream and leaves the colour stream to the camera attributes.
-    noise_width = options["noise_stream_width"]
-    self.noise_stream = (ResNetV2(config.depth, noise_width,
-                                  inputs=options["noise_stream_inputs"], dtype=self.dtype,
-                                  rngs=rngs) if noise_width else None)
-    noise_dim = config.feature_dim // 2 if noise_width else 0
-    self.noise_feature = (nnx.Linear(self.noise_stream.out_features, noise_dim,
-                                     dtype=self.dtype, rngs=rngs) if noise_width else None)
-    colour_dim = config.feature_dim - noise_dim
-    self.feature = nnx.Linear(self.backbone.out_features, colour_dim, dtype=self.dtype,
+    self.backbone = ResNetV2(config.depth, config.width, noise_residuals=config.noise_residuals,
+                             dtype=self.dtype, rngs=rngs)
+    self.feature = nnx.Linear(self.backbone.out_features, config.feature_dim, dtype=self.dtype,
                               rngs=rngs)
-    self.post_processing_classes = tuple(options["post_processing_classes"])
-    self.from_posteriors = options["post_processing_from_posteriors"]
-    if self.from_posteriors and not self.post_processing_classes:
-      raise ValueError("post_processing_from_posteriors needs post_processing_classes")
-    self.pair_gradient = options["post_processing_pair_gradient"]
-    if not self.pair_gradient and not self.from_posteriors:
-      raise ValueError("post_processing_pair_gradient=False needs "
-                       "post_processing_from_posteriors: without it there is no pair gradient "
-                       "to stop")
-    # With posteriors the head predicts only the EXIF attributes; the post-processing ones,
-    # last in the attribute order, come from the auxiliary head.
-    head_outputs = config.num_attributes - (
-        len(self.post_processing_classes) if self.from_posteriors else 0)
-    widths = (2 * config.feature_dim, *config.head_widths, head_outputs)
+    widths = (2 * config.feature_dim, *config.head_widths, NUM_ATTRIBUTES)
     self.head = nnx.List([
         nnx.Linear(i, o, dtype=self.dtype, rngs=rngs) for i, o in zip(widths[:-1], widths[1:])])
     self.classifier = ConsistencyClassifier(
-        config.num_attributes, config.classifier_width, dtype=self.dtype, rngs=rngs)
-    # Where in the feature the auxiliary head reads.
-    self.post_processing_start = colour_dim if self.noise_stream is not None else 0
+        NUM_ATTRIBUTES, config.classifier_width, dtype=self.dtype, rngs=rngs)
+    # Auxiliary per-patch heads on the feature: the post-processing members each patch
+    # received, and the class of each patch's photo for each of named_exif_tags (e.g. its
+    # make), out of named_exif_classes.
+    self.post_processing_classes = tuple(config.post_processing_classes)
     self.post_processing = (
-        nnx.Linear(config.feature_dim - self.post_processing_start,
-                   sum(self.post_processing_classes), dtype=self.dtype, rngs=rngs)
+        nnx.Linear(config.feature_dim, sum(self.post_processing_classes), dtype=self.dtype,
+                   rngs=rngs)
         if self.post_processing_classes else None)
-    # Another auxiliary head, on the colour part: the class of each patch's photo for each of
-    # named_exif_tags (e.g. its make), out of named_exif_classes.
-    self.named_exif_shape = (len(options["named_exif_tags"]), options["named_exif_classes"])
+    self.named_exif_shape = (len(config.named_exif_tags), config.named_exif_classes)
     self.exif_naming = (
-        nnx.Linear(colour_dim, int(np.prod(self.named_exif_shape)), dtype=self.dtype, rngs=rngs)
-        if options["named_exif_tags"] else None)
+        nnx.Linear(config.feature_dim, int(np.prod(self.named_exif_shape)), dtype=self.dtype,
+                   rngs=rngs)
+        if config.named_exif_tags else None)
 
   def features(self, patches: jax.Array) -> jax.Array:
     """Patches [N, 128, 128, 3] in [0, 255] -> features [N, feature_dim] float32."""
-    x = scale_patches(patches)
-    features = self.feature(self.backbone(x))
-    if self.noise_stream is not None:
-      features = jnp.concatenate([features, self.noise_feature(self.noise_stream(x))], axis=-1)
-    return features.astype(jnp.float32)
+    return self.feature(self.backbone(scale_patches(patches))).astype(jnp.float32)
 
   def project(self, features: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Features [N, F] -> (a, b), each [N, P]: f @ W_a + bias and f @ W_b.
 
-    a is the patch's contribution as the first of a pair, b as the second. With
-    post_processing_from_posteriors both also carry the patch's post-processing log-posteriors
-    after the head_widths[0] projection.
+    a is the patch's contribution as the first of a pair, b as the second.
     """
     first = self.head[0]
     kernel = first.kernel[...].astype(self.dtype)
     features = features.astype(self.dtype)
     a = features @ kernel[:self.feature_dim] + first.bias[...].astype(self.dtype)
     b = features @ kernel[self.feature_dim:]
-    if self.from_posteriors:
-      log_posteriors = self._log_posteriors(features).astype(self.dtype)
-      a, b = (jnp.concatenate([x, log_posteriors], axis=-1) for x in (a, b))
     return a, b
 
   def pair_logits(self, a: jax.Array, b: jax.Array) -> jax.Array:
@@ -152,12 +151,7 @@ class ExifConsistencyModel(nnx.Module):
 
     `pair_logits(a[:, None], b[None, :])` scores all N x N ordered pairs.
     """
-    if not self.from_posteriors:
-      return self._after_first_layer(a + b)
-    width = self.head[0].out_features
-    return jnp.concatenate([
-        self._after_first_layer(a[..., :width] + b[..., :width]),
-        self._same_member_logits(a[..., width:], b[..., width:])], axis=-1)
+    return self._after_first_layer(a + b)
 
   def pair_features(self, patch_a: jax.Array, patch_b: jax.Array
                     ) -> tuple[jax.Array, jax.Array]:
@@ -171,11 +165,7 @@ class ExifConsistencyModel(nnx.Module):
 
   def head_logits(self, f_a: jax.Array, f_b: jax.Array) -> jax.Array:
     """Features [B, F] x 2 -> [B, num_attributes] float32 logits, through the plain head."""
-    logits = self._after_first_layer(self.head[0](jnp.concatenate([f_a, f_b], axis=-1)))
-    if not self.from_posteriors:
-      return logits
-    return jnp.concatenate([logits, self._same_member_logits(
-        self._log_posteriors(f_a), self._log_posteriors(f_b))], axis=-1)
+    return self._after_first_layer(self.head[0](jnp.concatenate([f_a, f_b], axis=-1)))
 
   def __call__(self, patch_a: jax.Array, patch_b: jax.Array) -> jax.Array:
     """Patch pairs [B, 128, 128, 3] x 2 -> [B, num_attributes] float32 logits (training path)."""
@@ -184,42 +174,14 @@ class ExifConsistencyModel(nnx.Module):
   def post_processing_logits(self, features: jax.Array) -> list[jax.Array]:
     """Features [N, F] -> per post-processing op, [N, members] float32 logits of the member
     each patch received (the auxiliary head; only when post_processing_classes is set)."""
-    features = features[:, self.post_processing_start:].astype(self.dtype)
-    return self._split_by_op(self.post_processing(features).astype(jnp.float32))
+    logits = self.post_processing(features.astype(self.dtype)).astype(jnp.float32)
+    return jnp.split(logits, np.cumsum(self.post_processing_classes)[:-1], axis=-1)
 
   def exif_naming_logits(self, features: jax.Array) -> jax.Array:
     """Features [N, F] -> [N, named tags, named_exif_classes] float32 logits of the class of
     each patch's photo (the EXIF naming head; only when named_exif_tags is set)."""
-    colour = features[:, :self.exif_naming.in_features].astype(self.dtype)
-    return self.exif_naming(colour).astype(jnp.float32).reshape(-1, *self.named_exif_shape)
-
-  def _split_by_op(self, x: jax.Array) -> list[jax.Array]:
-    """[..., sum(post_processing_classes)] -> per post-processing op, [..., members]."""
-    return jnp.split(x, np.cumsum(self.post_processing_classes)[:-1], axis=-1)
-
-  def _log_posteriors(self, features: jax.Array) -> jax.Array:
-    """Features [N, F] -> [N, sum(post_processing_classes)]: per op, log-softmax of members."""
-    return jnp.concatenate([jax.nn.log_softmax(logits) for logits in
-                            self.post_processing_logits(features)], axis=-1)
-
-  def _same_member_logits(self, log_p_a: jax.Array, log_p_b: jax.Array) -> jax.Array:
-    """Per-patch log-posteriors [..., sum(classes)] x 2 -> [..., ops] "same member" logits.
-
-    The pair label is 1 iff both patches got the same member, so from each patch's posterior
-    p the chance of "same" is s = sum_k p_a(k) p_b(k). Against the 1/n chance that two uniform
-    draws match, and pairs drawn 50/50 same or different, the logit is
-    log(s / (1 - s)) + log(n - 1).
-    """
-    if not self.pair_gradient:
-      log_p_a, log_p_b = jax.lax.stop_gradient((log_p_a, log_p_b))
-    logits = []
-    for n, la, lb in zip(self.post_processing_classes,
-                         self._split_by_op(log_p_a.astype(jnp.float32)),
-                         self._split_by_op(log_p_b.astype(jnp.float32))):
-      log_same = jax.nn.logsumexp(la + lb, axis=-1)
-      log_different = jnp.log1p(-jnp.exp(jnp.minimum(log_same, -1e-6)))
-      logits.append(log_same - log_different + np.log(n - 1))
-    return jnp.stack(logits, axis=-1)
+    logits = self.exif_naming(features.astype(self.dtype)).astype(jnp.float32)
+    return logits.reshape(-1, *self.named_exif_shape)
 
   def consistency_logit(self, exif_logits: jax.Array) -> jax.Array:
     """[..., num_attributes] attribute logits -> [...] "same image" logit (stage 2)."""
