@@ -49,5 +49,5 @@ def write_dataset_info(out: epath.Path) -> dict[str, Any] | None:
       "skipped": skipped,
       "settings": shards[0].settings,
   }
-  records.write_json(epath.Path(out) / records.DATASET_INFO, info)
+  records.write_json_atomic(epath.Path(out) / records.DATASET_INFO, info)
   return info

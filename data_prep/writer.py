@@ -126,8 +126,8 @@ def _write_shard(out: epath.Path, shard: int, num_shards: int, results: Iterable
       records.shard_path(out, "photos", shard, num_shards), photo_records)
   records.write_array_record(
       records.shard_path(out, "patches", shard, num_shards), patch_records)
-  records.write_json(records.shard_path(out, "shard", shard, num_shards),
-                     {"photos": index, "skipped": skipped, "settings": settings})
+  records.write_json_atomic(records.shard_path(out, "shard", shard, num_shards),
+                            {"photos": index, "skipped": skipped, "settings": settings})
 
 
 def _skip(source: str, reason: str) -> dict[str, str]:

@@ -15,11 +15,15 @@ and `dataset_info.json` once every shard is complete (see `data_prep.info`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import json
 import os
 import re
-from typing import Any, Iterable, Sequence
+import tempfile
+import uuid
+from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
 import msgpack
 import numpy as np
@@ -75,11 +79,46 @@ def write_array_record(path: epath.Path, records: Iterable[bytes]) -> int:
   return count
 
 
-def write_json(path: epath.Path, obj: Any) -> None:
-  """Atomic JSON write: readers never see half a file."""
-  tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-  tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-  tmp.replace(path)
+@contextlib.contextmanager
+def atomic_file(path: epath.PathLike) -> Iterator[BinaryIO]:
+  """A binary file that appears at `path` whole or not at all, when the block ends.
+
+  It is written under a unique temporary name beside `path` (so concurrent writers never
+  share one; the name ends `.tmp-<pid>-<random>`) and renamed over it: a symlink at `path` is
+  replaced, never followed. The temporary file is removed if the block raises.
+  """
+  path = epath.Path(path)
+  if "://" in os.fspath(path):  # Object stores have no mkstemp; a random name is as unique.
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex}"
+    file = tmp.open("wb")
+  else:
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-")
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from other users.
+    tmp, file = epath.Path(name), os.fdopen(fd, "wb")
+  try:
+    with file:
+      yield file
+    tmp.replace(path)
+  except BaseException:
+    tmp.unlink(missing_ok=True)
+    raise
+
+
+@functools.cache
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+def write_atomic(path: epath.PathLike, data: str | bytes) -> None:
+  """Writes `data` (str as UTF-8) to `path` through atomic_file: readers never see half."""
+  with atomic_file(path) as f:
+    f.write(data.encode() if isinstance(data, str) else data)
+
+
+def write_json_atomic(path: epath.PathLike, obj: Any) -> None:
+  write_atomic(path, json.dumps(obj, indent=1, sort_keys=True))
 
 
 @dataclasses.dataclass(frozen=True)
