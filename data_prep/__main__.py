@@ -25,12 +25,14 @@ _PHOTOS = flags.DEFINE_string(
     "photos", None, "Folder of photos (local or gs://, searched recursively) or a text file "
     "listing one path per line.", required=True)
 _OUT = flags.DEFINE_string("out", None, "Output dataset folder.", required=True)
-_NUM_WORKERS = flags.DEFINE_integer("num_workers", 1, "Total number of workers.")
-_WORKER_INDEX = flags.DEFINE_integer("worker_index", 0, "This worker's index in [0, N).")
+_NUM_WORKERS = flags.DEFINE_integer("num_workers", 1, "Total number of workers.", lower_bound=1)
+_WORKER_INDEX = flags.DEFINE_integer("worker_index", 0, "This worker's index in [0, N).",
+                                     lower_bound=0)
 _NUM_SHARDS = flags.DEFINE_integer(
-    "num_shards", None, "Number of shards (default: inputs / --photos_per_shard).")
+    "num_shards", None, "Number of shards (default: inputs / --photos_per_shard).",
+    lower_bound=1)
 _PHOTOS_PER_SHARD = flags.DEFINE_integer(
-    "photos_per_shard", 64, "Inputs per shard when --num_shards is not given.")
+    "photos_per_shard", 64, "Inputs per shard when --num_shards is not given.", lower_bound=1)
 _VAL_MODELS = flags.DEFINE_list(
     "val_models", [], "Camera models (Model, or Make+Model) held out for validation.")
 _VAL_FRACTION = flags.DEFINE_float(
@@ -38,15 +40,16 @@ _VAL_FRACTION = flags.DEFINE_float(
     "(default 0.1 unless --val_models is given).")
 _PATCHES = flags.DEFINE_integer(
     "patches_per_photo", photos.PrepOptions.patches_per_photo,
-    "Lossless crops stored per photo for training.")
+    "Lossless crops stored per photo for training.", lower_bound=1)
 _CROP = flags.DEFINE_integer(
     "crop_size", photos.PrepOptions.crop_size,
-    "Side of the stored crops (>= 2x the 128 px patch so resizing augmentations have room).")
+    "Side of the stored crops (at least one 128 px patch; 2x leaves resizing augmentations "
+    "room).", lower_bound=photos.MIN_SIDE)
 _MAX_PIXELS = flags.DEFINE_integer(
     "max_pixels", photos.PrepOptions.max_pixels,
-    "Larger images are skipped (guards against decompression bombs).")
+    "Larger images are skipped (guards against decompression bombs).", lower_bound=1)
 _PROCESSES = flags.DEFINE_integer(
-    "processes", os.cpu_count(), "Decoding processes inside this worker.")
+    "processes", os.cpu_count(), "Decoding processes inside this worker.", lower_bound=1)
 
 
 def main(argv):
@@ -55,10 +58,11 @@ def main(argv):
   val_fraction = _VAL_FRACTION.value
   if val_fraction is None:
     val_fraction = 0.0 if _VAL_MODELS.value else 0.1
-  split_rule = splits.SplitRule(val_models=tuple(_VAL_MODELS.value), val_fraction=val_fraction)
   options = photos.PrepOptions(
       patches_per_photo=_PATCHES.value, crop_size=_CROP.value, max_pixels=_MAX_PIXELS.value)
-  try:
+  try:  # Every flag and the inputs are checked before anything is written.
+    split_rule = splits.SplitRule(val_models=tuple(_VAL_MODELS.value),
+                                  val_fraction=val_fraction)
     inputs = photos.list_inputs(_PHOTOS.value)
     if not inputs:
       raise app.UsageError(f"{_PHOTOS.value}: no image files found")
@@ -67,7 +71,7 @@ def main(argv):
         num_shards=_NUM_SHARDS.value or writer.default_num_shards(
             len(inputs), _PHOTOS_PER_SHARD.value),
         worker_index=_WORKER_INDEX.value, num_workers=_NUM_WORKERS.value)
-  except (FileNotFoundError, ValueError) as e:  # --photos missing, --worker_index out of range.
+  except (FileNotFoundError, ValueError) as e:  # --photos missing, a flag out of range.
     raise app.UsageError(str(e)) from None
   out = epath.Path(_OUT.value)
   try:

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import io
 import os
+import re
 import stat
 from typing import Any, Iterator
 
@@ -18,6 +19,7 @@ from exif_jax import jpeg_scan
 from exif_jax import files
 
 MIN_SIDE = 128  # One network patch.
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1.
 _MODE_REASONS = {
     "CMYK": "CMYK image (camera photos are RGB)",
     "L": "grayscale image",
@@ -48,9 +50,11 @@ class Skipped:
   reason: str
 
 
-def display_name(path: str) -> str:
-  """A printable, UTF-8-safe form of a path whose bytes may not be valid UTF-8."""
-  return os.fsencode(path).decode("utf-8", "backslashreplace")
+def display_name(path: str | os.PathLike) -> str:
+  """A printable, UTF-8 form of a path: bytes that are not UTF-8 and control characters (a
+  terminal would run them as escape codes) are written as \\xNN."""
+  text = os.fsencode(path).decode("utf-8", "backslashreplace")
+  return _CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def list_inputs(photos: str) -> list[str]:
@@ -112,6 +116,13 @@ def max_file_bytes(max_pixels: int) -> int:
   return 3 * max_pixels + 2**24
 
 
+def check_file_size(size: int, max_pixels: int) -> None:
+  """ValueError for a file over max_file_bytes(max_pixels), before any of it is read."""
+  if size > max_file_bytes(max_pixels):
+    raise ValueError(f"file too large: {size} bytes > {max_file_bytes(max_pixels)} "
+                     "(3 bytes per pixel of max_pixels)")
+
+
 def read_file(path: str, max_pixels: int) -> bytes:
   """The file's bytes, or ValueError with a one-line reason; never blocks on a pipe and never
   reads more than max_file_bytes(max_pixels)."""
@@ -120,9 +131,7 @@ def read_file(path: str, max_pixels: int) -> bytes:
       info = os.stat(path)
       if not stat.S_ISREG(info.st_mode):
         raise ValueError("not a regular file")
-      if info.st_size > max_file_bytes(max_pixels):
-        raise ValueError(f"file too large: {info.st_size} bytes > "
-                         f"{max_file_bytes(max_pixels)} (3 bytes per pixel of max_pixels)")
+      check_file_size(info.st_size, max_pixels)
     return epath.Path(path).read_bytes()
   except OSError as e:
     raise ValueError(f"unreadable file: {e.strerror or e}") from None

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import math
 import multiprocessing
+import signal
 from typing import Iterable, Sequence
 
 from absl import logging
@@ -60,8 +61,10 @@ def run_worker(plan: WorkerPlan, out: epath.Path, options: photos_lib.PrepOption
           if not records.shard_path(out, "shard", s, plan.num_shards).exists()]
   total = sum(len(plan.shard_inputs(s)) for s in todo)
   load = functools.partial(photos_lib.load_photo, options=options)
-  with multiprocessing.get_context("spawn").Pool(processes) as pool, \
-       tqdm(total=total, desc=f"data_prep worker {plan.worker_index}", unit="photo") as bar:
+  # Ctrl-C reaches the whole process group: only this process answers it (with one line).
+  pool = multiprocessing.get_context("spawn").Pool(
+      processes, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+  with pool, tqdm(total=total, desc=f"data_prep worker {plan.worker_index}", unit="photo") as bar:
     for shard in todo:
       results = pool.imap(load, plan.shard_inputs(shard), chunksize=1)
       _write_shard(out, shard, plan.num_shards, _ticking(results, bar), split_rule, settings)

@@ -1,22 +1,32 @@
 """Localize a set of images into OUT, resumably. What OUT holds, for run_eval and localize
 alike (readers may rely on these names and formats):
 
-OUT/maps/<stem>.npy   float32 HxW in [0, 1], high = inconsistent, at the input's resolution
-OUT/maps/<stem>.png   8-bit heatmap of the same
-OUT/attr_maps/<stem>.npz  the 83 per-attribute maps (when asked)
-OUT/results/<stem>.json  per image: score, verdict, metrics, or the reason it has no map;
-                      written last, so a rerun skips exactly the images already done
-OUT/settings.json     the model's sha256 and the options: a rerun with others is refused
+Every file of an image is named by storage_name(stem), <name> below:
+
+OUT/maps/<name>.npy       float32 HxW in [0, 1], high = inconsistent, at the input's resolution
+OUT/maps/<name>.png       8-bit heatmap of the same
+OUT/ncuts/<name>.npy      the Normalized Cuts segmentation (when asked)
+OUT/attr_maps/<name>.npz  the 83 per-attribute maps (when asked)
+OUT/thumbs/<name>.png     the input, at most report.THUMBNAIL px: the report never reads inputs
+OUT/results/<name>.json   per image: its input path and sha256, then score, verdict, metrics,
+                          or the reason it has no map; written last. A rerun keeps a result
+                          only when its input is unchanged, and retries every skip.
+OUT/settings.json         the model's sha256 and the options: a rerun with others is refused
 OUT/scores.csv, OUT/metrics.json (when masks are known), OUT/report.html
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
+import io
 import json
+import numbers
 import os
 import pathlib
-from typing import Any, Iterable
+import string
+from typing import Any, BinaryIO, Iterable
 
 import numpy as np
 from absl import logging
@@ -28,10 +38,28 @@ from eval import datasets
 from eval import image_io
 from eval import localizer as localizer_lib
 from eval import metrics as metrics_lib
+from eval import out_folder
 from eval import report
 from exif_jax import files
 
 THRESHOLD = 0.5  # Score above which an image is called spliced.
+_KEPT_BYTES = frozenset((string.ascii_letters + string.digits + "._-").encode())
+_MAX_NAME, _KEPT_PREFIX, _HASH_DIGITS = 120, 100, 12  # Bytes; ext4 allows 255 per name.
+_FORMULA_STARTS = ("=", "+", "-", "@")  # A spreadsheet runs a cell that starts so.
+
+
+def storage_name(stem: str) -> str:
+  """The name of an example's files in OUT: a pure, injective function of its stem.
+
+  Each byte of the stem outside [A-Za-z0-9._-] is written %XX (so '/', spaces, control
+  characters and bytes that are not UTF-8 are too), which keeps names ASCII and one path
+  component. A name over 120 bytes keeps its first 100 characters, then '~' (never written
+  otherwise) and 12 hex digits of the sha256 of the whole name.
+  """
+  name = "".join(chr(b) if b in _KEPT_BYTES else f"%{b:02X}" for b in os.fsencode(stem))
+  if len(name) <= _MAX_NAME:
+    return name
+  return f"{name[:_KEPT_PREFIX]}~{hashlib.sha256(name.encode()).hexdigest()[:_HASH_DIGITS]}"
 
 
 def _folder_entries(folder: pathlib.Path) -> list[pathlib.Path]:
@@ -46,50 +74,79 @@ def _folder_entries(folder: pathlib.Path) -> list[pathlib.Path]:
 
 
 def examples_from_paths(paths: Iterable[str | os.PathLike]) -> list[datasets.Example]:
-  """Examples (no masks) for image files and folders of images, stems made unique.
+  """Examples (no masks) for image files and folders of images, each input once.
 
-  Stems name the output files and rows: printable UTF-8 even when a file name is not.
+  A stem is the input's path relative to the folder common to all the given roots (a folder
+  counts as itself, a file as its folder), suffix included: x/a.jpg, y/a.jpg and x/a.png are
+  three stems, and adding inputs under the same folder leaves the earlier stems as they were.
   """
-  files = []
+  roots = []
   for path in map(pathlib.Path, paths):
-    files += _folder_entries(path) if path.is_dir() else [path]
-  examples, seen = [], {}
-  for file in files:
-    base = photo_inputs.display_name(file.stem)
-    stem = base
-    if stem in seen:
-      seen[stem] += 1
-      stem = f"{stem}-{seen[base]}"
-    seen.setdefault(stem, 0)
-    # spliced=None: unknown, so these images count for no detection metric.
-    examples.append(datasets.Example(stem=stem, image_path=file, spliced=None))
+    if path.is_dir():
+      roots.append((path.resolve(), [(f, f.relative_to(path)) for f in _folder_entries(path)]))
+    else:
+      roots.append((path.parent.resolve(), [(path, pathlib.Path(path.name))]))
+  common = os.path.commonpath([folder for folder, _ in roots]) if roots else ""
+  examples, seen = [], set()
+  for folder, entries in roots:
+    prefix = pathlib.Path(os.path.relpath(folder, common))
+    for file, relative in entries:
+      stem = os.fspath(prefix / relative)
+      if stem not in seen:
+        seen.add(stem)
+        # spliced=None: unknown, so these images count for no detection metric.
+        examples.append(datasets.Example(stem=stem, image_path=file, spliced=None))
   return examples
 
 
-def _save_map(out: pathlib.Path, stem: str, heat: np.ndarray) -> None:
-  (out / "maps").mkdir(parents=True, exist_ok=True)
-  np.save(out / "maps" / f"{stem}.npy", heat)
-  Image.fromarray(report.heatmap_rgb(heat)).save(out / "maps" / f"{stem}.png")
+def _identity(example: datasets.Example) -> dict[str, str]:
+  """What a result is filed under and what it is of: name, printable stem and input path."""
+  return {"stem": storage_name(example.stem), "name": photo_inputs.display_name(example.stem),
+          "image": photo_inputs.display_name(os.path.abspath(example.image_path))}
+
+
+def _output_file(path: pathlib.Path) -> contextlib.AbstractContextManager[BinaryIO]:
+  """files.atomic_file, in a folder of OUT made when first needed."""
+  path.parent.mkdir(exist_ok=True)
+  return files.atomic_file(path)
+
+
+def _save_array(path: pathlib.Path, array: np.ndarray) -> None:
+  with _output_file(path) as f:
+    np.save(f, array)
+
+
+def _save_png(path: pathlib.Path, pixels: np.ndarray) -> None:
+  with _output_file(path) as f:
+    Image.fromarray(pixels).save(f, format="PNG")
+
+
+def _save_outputs(out: pathlib.Path, name: str, image: np.ndarray,
+                  result: localizer_lib.Localization) -> None:
+  _save_array(out / "maps" / f"{name}.npy", result.map)
+  _save_png(out / "maps" / f"{name}.png", report.heatmap_rgb(result.map))
+  _save_png(out / "thumbs" / f"{name}.png", report.thumbnail(image))
+  if result.ncuts is not None:
+    _save_array(out / "ncuts" / f"{name}.npy", result.ncuts.astype(np.float32))
+  if result.attribute_maps is not None:
+    with _output_file(out / "attr_maps" / f"{name}.npz") as f:
+      np.savez_compressed(f, maps=result.attribute_maps,
+                          attributes=np.array(localizer_lib.exif_attrs.ATTRIBUTES))
 
 
 def localize_one(example: datasets.Example, localizer: localizer_lib.Localizer,
                  out: pathlib.Path, max_pixels: int) -> dict[str, Any]:
   """Runs one image and writes its files; returns its result record."""
-  record: dict[str, Any] = {"stem": example.stem, "image": os.fspath(example.image_path)}
+  record: dict[str, Any] = _identity(example)
   try:
+    record["sha256"] = image_io.file_sha256(example.image_path, max_pixels)
     image = image_io.load_image(example.image_path, max_pixels)
     mask = example.mask
     result = localizer(image)
   except ValueError as e:
     logging.warning("skipped %s: %s", photo_inputs.display_name(example.image_path), e)
     return {**record, "error": str(e)}
-  _save_map(out, example.stem, result.map)
-  if result.ncuts is not None:
-    np.save(out / "maps" / f"{example.stem}.ncuts.npy", result.ncuts.astype(np.float32))
-  if result.attribute_maps is not None:
-    (out / "attr_maps").mkdir(exist_ok=True)
-    np.savez_compressed(out / "attr_maps" / f"{example.stem}.npz", maps=result.attribute_maps,
-                        attributes=np.array(localizer_lib.exif_attrs.ATTRIBUTES))
+  _save_outputs(out, record["stem"], image, result)
   record.update(score=result.score, no_signal=result.no_signal,
                 verdict="spliced" if result.score > THRESHOLD else "authentic",
                 num_patches=result.num_patches, separating=list(result.separating),
@@ -99,24 +156,30 @@ def localize_one(example: datasets.Example, localizer: localizer_lib.Localizer,
   return record
 
 
-class SettingsMismatch(ValueError):
-  """OUT holds results of another model or other options."""
+def _is_result(record: Any, identity: dict[str, str]) -> bool:
+  """Whether `record` is a map of exactly this input, with the fields summaries print."""
+  if not (isinstance(record, dict) and all(record.get(k) == v for k, v in identity.items())):
+    return False
+  metrics = record.get("metrics", {})
+  return ("error" not in record and isinstance(record.get("score"), numbers.Real)
+          and isinstance(record.get("no_signal"), bool) and isinstance(record.get("verdict"), str)
+          and isinstance(record.get("separating"), list) and isinstance(metrics, dict)
+          and isinstance(metrics.get("p-ap", 0.0), numbers.Real))
 
 
-def _claim(out: pathlib.Path, settings: dict[str, Any]) -> None:
-  """Records the settings of the results in `out`, or refuses if they differ from earlier."""
-  path = out / "settings.json"
-  if path.exists():
-    earlier = json.loads(path.read_text())
-    changed = sorted(k for k in settings.keys() | earlier.keys()
-                     if settings.get(k) != earlier.get(k))
-    if changed:
-      raise SettingsMismatch(
-          f"{out} holds results made with other settings ({', '.join(changed)}: "
-          f"{', '.join(f'{earlier.get(k)} then, {settings.get(k)} now' for k in changed)}); "
-          f"give another --out or delete it")
-  else:
-    files.write_json(path, settings)
+def _earlier_result(example: datasets.Example, out: pathlib.Path,
+                    max_pixels: int) -> dict[str, Any] | None:
+  """The result an earlier run left for this input, if the input is unchanged since (same
+  path and sha256) and its map and thumbnail are still there; skips are never kept."""
+  identity = _identity(example)
+  name = identity["stem"]
+  try:
+    record = json.loads((out / "results" / f"{name}.json").read_text())
+    identity["sha256"] = image_io.file_sha256(example.image_path, max_pixels)
+  except (OSError, ValueError):  # No result, an unreadable one, or an input gone bad.
+    return None
+  outputs = (out / "maps" / f"{name}.npy", out / "thumbs" / f"{name}.png")
+  return record if _is_result(record, identity) and all(map(os.path.exists, outputs)) else None
 
 
 def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
@@ -124,32 +187,42 @@ def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
         title: str = "exif-jax") -> list[dict[str, Any]]:
   """Localizes every example not already done in `out`, then writes the summaries.
 
-  Raises SettingsMismatch when `out` holds results of another model or other options.
+  Holds out_folder.locked(out) throughout; raises out_folder.OutError when another run holds
+  it or `out` holds results of another model or other options.
   """
-  out.mkdir(parents=True, exist_ok=True)
   settings = {**localizer.settings, "max_pixels": max_pixels}
-  _claim(out, settings)
-  todo = [e for e in examples if not (out / "results" / f"{e.stem}.json").exists()]
-  logging.info("%d of %d images to do (%d already done)", len(todo), len(examples),
-               len(examples) - len(todo))
-  for example in tqdm(todo, desc="localize", unit="image"):
-    files.write_json(out / "results" / f"{example.stem}.json",
-                     localize_one(example, localizer, out, max_pixels))
-  records = [json.loads((out / "results" / f"{e.stem}.json").read_text()) for e in examples]
-  summarize(examples, records, out, title, settings)
+  with out_folder.locked(out):
+    out_folder.claim(out, settings)
+    (out / "results").mkdir(exist_ok=True)
+    records = [_earlier_result(e, out, max_pixels) for e in examples]
+    todo = [i for i, record in enumerate(records) if record is None]
+    logging.info("%d of %d images to do (%d already done)", len(todo), len(examples),
+                 len(examples) - len(todo))
+    for i in tqdm(todo, desc="localize", unit="image"):
+      records[i] = localize_one(examples[i], localizer, out, max_pixels)
+      files.write_json(out / "results" / f"{records[i]['stem']}.json", records[i])
+    summarize(examples, records, out, title, settings)
   return records
+
+
+def _cell(text: str) -> str:
+  """A CSV cell that a spreadsheet shows as text, never runs as a formula."""
+  return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
 
 
 def summarize(examples: list[datasets.Example], records: list[dict[str, Any]],
               out: pathlib.Path, title: str, settings: dict[str, Any]) -> None:
-  with (out / "scores.csv").open("w", newline="") as f:
-    writer = csv.writer(f)
-    writer.writerow(["stem", "score"])
-    writer.writerows((r["stem"], f"{r['score']:.6f}") for r in records if "score" in r)
+  """scores.csv, metrics.json and report.html of this run's examples, from OUT alone."""
+  table = io.StringIO()
+  writer = csv.writer(table)
+  writer.writerow(["stem", "score", "image"])
+  writer.writerows((_cell(r["stem"]), f"{r['score']:.6f}", _cell(r["image"]))
+                   for r in records if "score" in r)
+  files.write_atomic(out / "scores.csv", table.getvalue())
   dataset = metrics_lib.DatasetMetrics()
   for example, record in zip(examples, records):
     if "score" in record:
-      heat = np.load(out / "maps" / f"{example.stem}.npy")
+      heat = np.load(out / "maps" / f"{record['stem']}.npy")
       dataset.add(heat, mask=example.mask, label=example.spliced, score=record["score"])
   if any(example.mask_path is not None for example in examples):
     files.write_json(out / "metrics.json", dataset.result())

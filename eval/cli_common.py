@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pathlib
 from typing import Any
 
 from absl import app
@@ -12,6 +11,7 @@ from eval import batch
 from eval import datasets
 from eval import localizer as localizer_lib
 from eval import noise_method
+from eval import out_folder
 from exif_jax import checkpointing
 from exif_jax import command
 from exif_jax import files
@@ -25,24 +25,29 @@ CHECKPOINT = flags.DEFINE_multi_string(
     "their pair predictions (one forward pass per model)")
 OUT = flags.DEFINE_string("out", None, "Output folder (maps/, scores.csv, report.html).",
                           required=True)
-NUM_PATCHES = flags.DEFINE_integer("num_patches", 500, "About this many patches per image.")
-STRIDE = flags.DEFINE_integer("stride", None, "Patch grid stride (default: from num_patches).")
+NUM_PATCHES = flags.DEFINE_integer("num_patches", 500, "About this many patches per image.",
+                                   lower_bound=1)
+STRIDE = flags.DEFINE_integer("stride", None, "Patch grid stride (default: from num_patches).",
+                              lower_bound=1)
 NCUTS = flags.DEFINE_bool("ncuts", False, "Also segment with Normalized Cuts.")
 ATTR_MAPS = flags.DEFINE_bool("attr_maps", True, "Write the 83 per-attribute maps.")
 PAIR_MEMORY_MB = flags.DEFINE_integer(
     "pair_memory_mb", 256, "Patch pairs are evaluated in blocks of at most this many MiB of "
-    "activations: the knob for peak memory on large images.")
+    "activations: the knob for peak memory on large images.", lower_bound=1)
 MAX_PIXELS = flags.DEFINE_integer(
     "max_pixels", files.MAX_PIXELS,
-    "Images with more pixels are skipped before decoding (guards against decompression bombs).")
+    "Images with more pixels are skipped before decoding (guards against decompression bombs).",
+    lower_bound=1)
 
 
 def run_batch(examples: list[datasets.Example], title: str) -> list[dict[str, Any]]:
-  """batch.run with the flags; results of other settings already in --out stop the run."""
+  """batch.run with the flags. --out is checked before the model loads; an --out that cannot
+  take these results (see out_folder) stops the run with one line."""
   try:
-    return batch.run(examples, make_localizer(), pathlib.Path(OUT.value),
-                     max_pixels=MAX_PIXELS.value, title=title)
-  except batch.SettingsMismatch as e:
+    out = out_folder.check(OUT.value)
+    localizer = make_localizer()
+    return batch.run(examples, localizer, out, max_pixels=MAX_PIXELS.value, title=title)
+  except out_folder.OutError as e:
     raise command.NothingDone(str(e)) from None
 
 

@@ -6,6 +6,7 @@ traces live on the stored grid, and benchmark masks are drawn on it.
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import os
 import pathlib
@@ -14,6 +15,7 @@ import stat
 import numpy as np
 from PIL import Image
 
+from data_prep import photos as photo_inputs
 from exif_jax import files
 from exif_jax import jpeg_scan
 
@@ -35,9 +37,10 @@ def _check_jpeg_data(path: pathlib.Path) -> None:
     raise ValueError(reason)
 
 
-def load_image(path: str | os.PathLike, max_pixels: int = files.MAX_PIXELS) -> np.ndarray:
-  """uint8 HxWx3, or ValueError with a one-line reason (never blocks on a pipe or device)."""
-  path = pathlib.Path(path)
+def check_file(path: pathlib.Path, max_pixels: int) -> None:
+  """ValueError naming why `path` is no image file to read: missing, unreadable, not a
+  regular file (never opened, so a pipe never blocks), empty, or larger than any image of
+  max_pixels (a sparse file of gigabytes is never read)."""
   try:
     info = path.stat()
   except FileNotFoundError:
@@ -48,6 +51,24 @@ def load_image(path: str | os.PathLike, max_pixels: int = files.MAX_PIXELS) -> n
     raise ValueError("not a regular file")
   if not info.st_size:
     raise ValueError("empty file")
+  photo_inputs.check_file_size(info.st_size, max_pixels)
+
+
+def file_sha256(path: str | os.PathLike, max_pixels: int = files.MAX_PIXELS) -> str:
+  """The hex sha256 of an image file's bytes, read in blocks; ValueError as check_file."""
+  path = pathlib.Path(path)
+  check_file(path, max_pixels)
+  try:
+    with path.open("rb") as f:
+      return hashlib.file_digest(f, "sha256").hexdigest()
+  except OSError as e:
+    raise ValueError(f"unreadable file: {e.strerror or e}") from None
+
+
+def load_image(path: str | os.PathLike, max_pixels: int = files.MAX_PIXELS) -> np.ndarray:
+  """uint8 HxWx3, or ValueError with a one-line reason (never blocks on a pipe or device)."""
+  path = pathlib.Path(path)
+  check_file(path, max_pixels)
   # Pillow refuses images over twice its own limit before the check below sees them.
   Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
   try:

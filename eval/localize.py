@@ -11,6 +11,7 @@ import pathlib
 from absl import app
 from absl import flags
 
+from data_prep import photos
 from eval import batch
 from eval import cli_common
 from exif_jax import command
@@ -20,14 +21,15 @@ flags.adopt_module_key_flags(cli_common)
 
 
 def table(records) -> str:
-  width = max([len(r["stem"]) for r in records] + [5])
+  """One line per image, named by its printable stem (control characters escaped)."""
+  width = max([len(r["name"]) for r in records] + [5])
   lines = [f"{'image':<{width}}  {'score':>6}  verdict"]
   for r in sorted(records, key=lambda r: -r.get("score", -1.0)):
     if "score" in r:
       note = " (no signal)" if r["no_signal"] else ""
-      lines.append(f"{r['stem']:<{width}}  {r['score']:6.3f}  {r['verdict']}{note}")
+      lines.append(f"{r['name']:<{width}}  {r['score']:6.3f}  {r['verdict']}{note}")
     else:
-      lines.append(f"{r['stem']:<{width}}  {'-':>6}  skipped: {r['error']}")
+      lines.append(f"{r['name']:<{width}}  {'-':>6}  skipped: {r['error']}")
   return "\n".join(lines)
 
 
@@ -37,7 +39,7 @@ def main(argv):
   records = cli_common.run_batch(batch.examples_from_paths(argv[1:]), "exif-jax localize")
   status = cli_common.exit_status(records)
   print(table(records))
-  print(f"report: {pathlib.Path(cli_common.OUT.value) / 'report.html'}")
+  print(f"report: {photos.display_name(pathlib.Path(cli_common.OUT.value) / 'report.html')}")
   return status
 
 

@@ -1,4 +1,8 @@
-"""OUT/report.html: one self-contained page (images embedded) that opens with no server."""
+"""OUT/report.html: one self-contained page (images embedded) that opens with no server.
+
+The page is made from OUT alone (thumbnails, maps), never from the inputs or a path a result
+file names, and every text from a result file is escaped.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,9 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from eval import image_io
 from eval import maps
 from exif_jax import exif_attrs
+from exif_jax import files
 
 THUMBNAIL = 384
 # A perceptual dark-to-bright ramp (black, purple, orange, yellow): high = inconsistent.
@@ -30,7 +34,8 @@ def heatmap_rgb(heat: np.ndarray) -> np.ndarray:
   return _LUT[np.rint(np.clip(heat, 0, 1) * 255).astype(np.uint8)]
 
 
-def _thumbnail(pixels: np.ndarray) -> np.ndarray:
+def thumbnail(pixels: np.ndarray) -> np.ndarray:
+  """The image at most THUMBNAIL px on its long side, as OUT/thumbs keeps it."""
   image = Image.fromarray(pixels)
   image.thumbnail((THUMBNAIL, THUMBNAIL))
   return np.asarray(image)
@@ -38,7 +43,7 @@ def _thumbnail(pixels: np.ndarray) -> np.ndarray:
 
 def _png_data_uri(pixels: np.ndarray) -> str:
   buffer = io.BytesIO()
-  Image.fromarray(_thumbnail(pixels)).save(buffer, format="PNG")
+  Image.fromarray(thumbnail(pixels)).save(buffer, format="PNG")
   return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -48,8 +53,9 @@ def _figure(pixels: np.ndarray, caption: str) -> str:
 
 
 def _panels(out: pathlib.Path, record: dict[str, Any]) -> list[str]:
-  stem = record["stem"]
-  original = _thumbnail(image_io.load_image(record["image"]))  # Panels are thumbnails.
+  stem = record["stem"]  # A storage name: one path component, never a path from elsewhere.
+  with Image.open(out / "thumbs" / f"{stem}.png") as thumb:
+    original = np.asarray(thumb.convert("RGB"))
   heat = np.load(out / "maps" / f"{stem}.npy")
   heat_rgb = np.asarray(Image.fromarray(heatmap_rgb(maps.stretched(heat))).resize(
       original.shape[1::-1]))
@@ -57,28 +63,29 @@ def _panels(out: pathlib.Path, record: dict[str, Any]) -> list[str]:
   caption = f"heatmap overlay (colours span {heat.min():.2f} to {heat.max():.2f})"
   panels = [_figure(original, "original"), _figure(overlay, caption),
             _figure(((heat > 0.5) * 255).astype(np.uint8), "mask at 0.5")]
-  ncuts = out / "maps" / f"{stem}.ncuts.npy"
+  ncuts = out / "ncuts" / f"{stem}.npy"
   if ncuts.exists():
     panels.append(_figure(((np.load(ncuts) > 0.5) * 255).astype(np.uint8), "normalized cuts"))
   attr_file = out / "attr_maps" / f"{stem}.npz"
   if attr_file.exists():
     attribute_maps = np.load(attr_file)["maps"]
-    for name in record.get("separating", ()):
-      panels.append(_figure(heatmap_rgb(attribute_maps[exif_attrs.INDEX[name]]), name))
+    for name in record["separating"]:
+      if name in exif_attrs.INDEX:
+        panels.append(_figure(heatmap_rgb(attribute_maps[exif_attrs.INDEX[name]]), name))
   return panels
 
 
 def _section(out: pathlib.Path, record: dict[str, Any]) -> str:
-  stem = html.escape(record["stem"])
+  heading = (f'<section id="{html.escape(record["stem"])}"><h2>{html.escape(record["name"])}'
+             f'</h2><p class="image">{html.escape(record["image"])}</p>')
   if "error" in record:
-    return (f'<section id="{stem}"><h2>{stem}</h2><p class="error">No map: '
-            f'{html.escape(record["error"])}</p></section>')
-  facts = f"score {record['score']:.3f} &middot; {record['verdict']}"
+    return f'{heading}<p class="error">No map: {html.escape(record["error"])}</p></section>'
+  facts = f"score {record['score']:.3f} &middot; {html.escape(record['verdict'])}"
   if record["no_signal"]:
     facts += " &middot; no signal: every patch looks alike, nothing to localize"
   if "metrics" in record:
     facts += f" &middot; p-AP {record['metrics']['p-ap']:.3f}"
-  return (f'<section id="{stem}"><h2>{stem}</h2><p>{facts}</p>'
+  return (f'{heading}<p>{facts}</p>'
           f'<div class="panels">{"".join(_panels(out, record))}</div></section>')
 
 
@@ -86,7 +93,7 @@ def _provenance(settings: dict[str, Any]) -> str:
   """One line naming the weights and options behind every map of the page."""
   options = ", ".join(f"{name} {value}" for name, value in sorted(settings.items())
                       if name != "model_sha256")
-  source = (f'Model sha256 <code>{settings["model_sha256"][:16]}</code>'
+  source = (f'Model sha256 <code>{html.escape(str(settings["model_sha256"])[:16])}</code>'
             if "model_sha256" in settings else "No model")
   return f'<p class="settings">{source}; {html.escape(options)}.</p>'
 
@@ -99,8 +106,8 @@ def write(out: pathlib.Path, records: Sequence[dict[str, Any]], title: str,
   """
   ranked = sorted(records, key=lambda r: -r.get("score", -1.0))
   rows = "".join(
-      f'<tr><td><a href="#{html.escape(r["stem"])}">{html.escape(r["stem"])}</a></td>'
-      + (f"<td>{r['score']:.3f}</td><td>{r['verdict']}</td></tr>" if "score" in r
+      f'<tr><td><a href="#{html.escape(r["stem"])}">{html.escape(r["name"])}</a></td>'
+      + (f"<td>{r['score']:.3f}</td><td>{html.escape(r['verdict'])}</td></tr>" if "score" in r
          else f'<td>&mdash;</td><td class="error">{html.escape(r["error"])}</td></tr>')
       for r in ranked)
   page = f"""<!doctype html>
@@ -111,7 +118,7 @@ table {{ border-collapse: collapse; }} td, th {{ padding: 2px 12px; border-botto
 .panels {{ display: flex; flex-wrap: wrap; gap: 8px; }}
 figure {{ margin: 0; }} figcaption {{ font-size: 90%; color: #444; }}
 img {{ max-width: {THUMBNAIL}px; border: 1px solid #ccc; }}
-.error {{ color: #a00; }}
+.error {{ color: #a00; }} .image {{ color: #666; font-size: 90%; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>High (bright) = inconsistent with the image's dominant region. Each overlay spans its own
@@ -123,5 +130,5 @@ map's range (printed under it); the mask is the map above 0.5. Score = mean of t
 </body></html>
 """
   path = out / "report.html"
-  path.write_text(page)
+  files.write_atomic(path, page)
   return path

@@ -12,6 +12,7 @@ import os
 from absl import app
 from absl import flags
 
+from data_prep import photos
 from eval import batch
 from eval import cli_common
 from eval import datasets
@@ -49,7 +50,7 @@ def main(argv):
     raise command.NothingDone(str(e)) from None
   records = cli_common.run_batch(examples, "exif-jax evaluation")
   status = cli_common.exit_status(records)
-  print(f"{len(records)} images -> {cli_common.OUT.value}")
+  print(f"{len(records)} images -> {photos.display_name(cli_common.OUT.value)}")
   return status
 
 

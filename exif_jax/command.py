@@ -23,11 +23,13 @@ from tqdm import tqdm
 OK = 0
 SOME_SKIPPED = 1
 USAGE_OR_NOTHING_DONE = 2
+INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C.
 
 EXIT_STATUS_HELP = """
 Exit status: 0 every input was used; 1 some inputs were skipped, each named on stderr (the
 others are done); 2 a usage error (an unknown, missing or bad flag or argument) or nothing
-could be done, said in one line. An unexpected error exits 1 with its traceback.
+could be done, said in one line; 130 interrupted (Ctrl-C): the same command resumes. An
+unexpected error exits 1 with its traceback.
 -v shows the logs of the libraries (JAX, XLA, Orbax), hidden by default.
 """
 
@@ -102,6 +104,9 @@ def _run_main(main: Callable[[list[str]], int | None], argv: list[str]) -> int |
     _print_error(f"{e} (--help shows the usage)")
   except NothingDone as e:
     _print_error(str(e))
+  except KeyboardInterrupt:
+    tqdm.write("interrupted; rerun the same command to resume", file=sys.stderr)
+    return INTERRUPTED
   return USAGE_OR_NOTHING_DONE
 
 

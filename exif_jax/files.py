@@ -3,9 +3,13 @@ decodes, and writes that a reader, or a rerun after a kill, never sees half done
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
-from typing import Any
+import tempfile
+import uuid
+from typing import Any, BinaryIO, Iterator
 
 from etils import epath
 
@@ -18,14 +22,51 @@ MAX_PIXELS = 120_000_000
 
 
 def temporary_path(path: epath.Path) -> epath.Path:
-  """A hidden sibling of `path` for this process to write, then rename into place."""
+  """A hidden sibling of `path` for this process to write, then rename into place (for
+  writers that need a path, not a file object)."""
   return path.parent / f".{path.name}.tmp-{os.getpid()}"
 
 
+@contextlib.contextmanager
+def atomic_file(path: epath.PathLike) -> Iterator[BinaryIO]:
+  """A binary file that appears at `path` whole or not at all, when the block ends.
+
+  It is written under a unique temporary name beside `path` (so concurrent writers never
+  share one; the name ends `.tmp-<pid>-<random>`) and renamed over it: a symlink at `path` is
+  replaced, never followed. The temporary file is removed if the block raises.
+  """
+  path = epath.Path(path)
+  if "://" in os.fspath(path):  # Object stores have no mkstemp; a random name is as unique.
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex}"
+    file = tmp.open("wb")
+  else:
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-")
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from other users.
+    tmp, file = epath.Path(name), os.fdopen(fd, "wb")
+  try:
+    with file:
+      yield file
+    tmp.replace(path)
+  except BaseException:
+    tmp.unlink(missing_ok=True)
+    raise
+
+
+@functools.cache
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+def write_atomic(path: epath.PathLike, data: str | bytes) -> None:
+  """Writes `data` (str as UTF-8) to `path` through atomic_file: readers never see half."""
+  with atomic_file(path) as f:
+    f.write(data.encode() if isinstance(data, str) else data)
+
+
 def write_json(path: epath.PathLike, obj: Any) -> None:
-  """Writes `obj` as JSON to `path` (and its missing folders) atomically: temp file, rename."""
+  """Writes `obj` as JSON to `path` (and its missing folders) through atomic_file."""
   path = epath.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = temporary_path(path)
-  tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-  tmp.replace(path)
+  write_atomic(path, json.dumps(obj, indent=1, sort_keys=True))

@@ -111,7 +111,7 @@ def make_corpus(folder: pathlib.Path, goods: list[pathlib.Path]) -> dict[str, Ex
   add("declared_larger.jpg", lambda p: p.write_bytes(jpeg_with_declared_size(
       goods[0], 10000, 10000)), "truncated", "truncated")
   add("sparse_huge.jpg", lambda p: _sparse_file(p, small, photo_inputs.max_file_bytes(
-      files.MAX_PIXELS) + 1), "file too large", None)
+      files.MAX_PIXELS) + 1), "file too large", "file too large")
   add("duplicate.jpg", lambda p: shutil.copy(goods[0], p), "duplicate of", None)
   add("missing_target.jpg", lambda p: p.symlink_to(folder / "nowhere.jpg"),
       "unreadable", "dangling symlink")
@@ -123,6 +123,15 @@ def make_corpus(folder: pathlib.Path, goods: list[pathlib.Path]) -> dict[str, Ex
         "unreadable", "unreadable")
   add(os.fsdecode(b"bad_name_\xff.jpg"), lambda p: small.save(p, format="JPEG"),
       "no EXIF", None)
+  # Names that must not lose or mix up a result: one stem in three files, a name longer than
+  # a stored name may be, 96 bytes that are not UTF-8 (escaped, 3x longer), a terminal escape
+  # code and a leading minus (a formula to a spreadsheet). Each is a usable photo of its own.
+  names = ["same_stem.jpg", "same_stem-1.jpg", "a" * 242 + ".jpg",
+           os.fsdecode(b"\xff" * 96 + b".jpg"), "\x1b[31mred.jpg", "-1+1.jpg"]
+  for i, name in enumerate(names):
+    add(name, lambda p, width=320 - 8 * i: photo.resize((width, 240)).save(
+        p, format="JPEG", exif=camera_exif), None, None)
+  add("same_stem.png", lambda p: small.save(p, exif=camera_exif), None, None)
   (folder / "loop_dir").symlink_to(folder, target_is_directory=True)  # Never followed.
   return expected
 

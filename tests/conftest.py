@@ -11,6 +11,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Callable
 
@@ -52,19 +53,26 @@ def run_data_prep(photos: pathlib.Path, out: pathlib.Path, *extra: str):
   return subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
 
 
-def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 600) -> None:
-  """Runs `command` in the repository and SIGKILLs it as soon as ready() holds.
+def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 600,
+              sig: int = signal.SIGKILL) -> subprocess.CompletedProcess:
+  """Runs `command` in the repository and sends its process group `sig` (SIGKILL unless told)
+  as soon as ready() holds, as a terminal's Ctrl-C or a crash reaches its worker processes
+  too; returns its exit status and stderr once it has ended.
 
   Also stops waiting when the process ends or after `timeout` seconds; callers assert on
   what the process left behind.
   """
-  process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-  deadline = time.monotonic() + timeout
-  while not ready() and process.poll() is None and time.monotonic() < deadline:
-    time.sleep(0.01)
-  process.send_signal(signal.SIGKILL)
-  process.wait()
+  with tempfile.TemporaryFile("w+") as stderr:  # A pipe could fill up and block the command.
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr,
+                               text=True, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while not ready() and process.poll() is None and time.monotonic() < deadline:
+      time.sleep(0.01)
+    if process.poll() is None:
+      os.killpg(process.pid, sig)
+    process.wait()
+    stderr.seek(0)
+    return subprocess.CompletedProcess(command, process.returncode, "", stderr.read())
 
 
 def corpus_photos() -> list[pathlib.Path]:

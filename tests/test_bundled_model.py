@@ -24,7 +24,7 @@ def test_bundled_model_is_the_cpu_config_after_stage_two():
 
 def test_localize_without_checkpoint_uses_the_bundled_model(bundled_examples_out):
   out = bundled_examples_out
-  stems = sorted(p.stem for p in (EXAMPLES / "images").iterdir())
+  stems = sorted(p.name for p in (EXAMPLES / "images").iterdir())  # Suffix included.
   assert sorted(p.stem for p in (out / "maps").glob("*.npy")) == stems
   for stem in stems:
     heat = np.load(out / "maps" / f"{stem}.npy")
@@ -41,7 +41,7 @@ def test_bundled_model_heats_the_pasted_regions_of_the_examples(bundled_examples
   assert len(masks) == 4
   for mask_path in masks:
     mask = np.asarray(Image.open(mask_path)) > 127
-    heat = np.load(bundled_examples_out / "maps" / f"{mask_path.stem}.npy")
+    heat = np.load(bundled_examples_out / "maps" / f"{mask_path.stem}.png.npy")
     assert heat[mask].mean() > heat[~mask].mean() + 0.02, mask_path.stem
     # Ranking pixels by heat finds the pasted ones well above chance (AP = the mask's area).
     assert metrics.average_precision(mask, heat) > 1.25 * mask.mean(), mask_path.stem

@@ -68,10 +68,10 @@ def test_localize_and_eval_run_the_noise_method_through_the_output_contract(tmp_
   assert result.returncode == 0, result.stderr[-2000:]
   settings = json.loads((out / "settings.json").read_text())
   assert settings["method"] == "noise" and "model_sha256" not in settings
-  stems = sorted(p.stem for p in (EXAMPLES / "images").glob("*.png"))
+  stems = sorted(p.name for p in (EXAMPLES / "images").glob("*.png"))  # Suffix included.
   assert sorted(p.stem for p in (out / "maps").glob("*.npy")) == stems
   expected = noise_method.NoiseLocalizer()(load("images", "spliced_00000")).map
-  np.testing.assert_array_equal(np.load(out / "maps" / "spliced_00000.npy"), expected)
+  np.testing.assert_array_equal(np.load(out / "maps" / "spliced_00000.png.npy"), expected)
   assert "No model" in (out / "report.html").read_text()
 
   evaluated = tmp_path / "eval"

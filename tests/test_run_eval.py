@@ -1,6 +1,7 @@
 """Evaluation on real images with a trained tiny checkpoint: the output contract end to end."""
 
 import csv
+import hashlib
 import html
 import json
 import pathlib
@@ -15,6 +16,7 @@ from PIL import Image
 import bad_inputs
 from conftest import FIXTURES, PHOTOS, REPO, kill_when
 from data_prep import photos as photo_inputs
+from eval import batch
 from eval import consistency
 from eval import datasets
 from eval import synth_splices
@@ -69,10 +71,11 @@ def test_run_eval_writes_the_output_contract_and_resumes(tiny_run, splices, tmp_
   assert settings["num_patches"] == 64 and len(settings["model_sha256"]) == 64
   assert settings["model_sha256"][:16] in page and "num_patches 64" in page
 
-  # Rerun after losing one image's result: only that image is computed again.
+  # Rerun after losing one image's result: only that image and the skipped one (a skip is
+  # never final) are computed again.
   (out / "results" / f"{examples[0].stem}.json").unlink()
   second = run_module("eval.run_eval", *args, status=1)
-  assert f"1 of {len(examples) + 1} images to do" in second.stderr  # The broken one is done.
+  assert f"2 of {len(examples) + 1} images to do" in second.stderr
   assert json.loads((out / "metrics.json").read_text()) == pytest.approx(metrics)
 
   # Another model or other options never mix their maps into these.
@@ -101,13 +104,14 @@ def test_localize_reports_each_bad_input_and_goes_on(tiny_run, tmp_path):
   result = run_module("eval.localize", str(folder), str(tmp_path / "missing.jpg"),
                       "--checkpoint", str(workdir), "--out", str(out), "--num_patches", "32",
                       status=1)
+  # Named by their paths relative to the folder of all inputs, tmp_path.
   lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:-1]}
-  assert "no signal" in lines["flat"]
-  assert "smaller than" in lines["tiny"]
-  assert "not an image" in lines["text"]
-  assert "no such file" in lines["missing"]
-  assert float(lines["casio_ex-s1"].split()[1]) >= 0
-  np.testing.assert_array_equal(np.load(out / "maps" / "flat.npy"), 0)
+  assert "no signal" in lines["in/flat.png"]
+  assert "smaller than" in lines["in/tiny.png"]
+  assert "not an image" in lines["in/text.jpg"]
+  assert "no such file" in lines["missing.jpg"]
+  assert float(lines["in/casio_ex-s1.jpg"].split()[1]) >= 0
+  np.testing.assert_array_equal(np.load(out / "maps" / "in%2Fflat.png.npy"), 0)
   page = (out / "report.html").read_text()
   assert "no signal" in page and "No map: " in page
 
@@ -153,29 +157,35 @@ def test_every_bad_input_is_reported_once_and_every_good_one_mapped(module, corp
   inputs = ["--images", str(folder)] if module == "eval.run_eval" else [str(folder)]
   result = run_module(module, *inputs, "--checkpoint", str(workdir), "--out", str(out),
                       "--num_patches", "16", status=1)
-  reasons = {photo_inputs.display_name(pathlib.Path(name).stem): want.evaluate
-             for name, want in expected.items()}
+  reasons = {batch.storage_name(name): want.evaluate for name, want in expected.items()}
+  assert len(reasons) == len(expected)  # Every file its own name: same_stem.jpg, .png, -1.jpg.
   records = [json.loads(p.read_text()) for p in (out / "results").glob("*.json")]
   by_stem = {r["stem"]: r for r in records}
   assert len(by_stem) == len(records) and set(by_stem) == set(reasons)  # loop_dir not walked.
-  for stem, reason in reasons.items():
-    record = by_stem[stem]
-    if reason is None:
+  for name, want in expected.items():
+    record = by_stem[batch.storage_name(name)]
+    assert record["image"] == photo_inputs.display_name(folder / name)
+    if want.evaluate is None:
       assert "error" not in record, record
-      heat = np.load(out / "maps" / f"{stem}.npy")
-      assert np.isfinite(heat).all() and 0 <= record["score"] <= 1, stem
+      assert record["sha256"] == hashlib.sha256((folder / name).read_bytes()).hexdigest()
+      heat = np.load(out / "maps" / f"{record['stem']}.npy")
+      assert heat.shape == Image.open(folder / name).size[::-1], name
+      assert np.isfinite(heat).all() and 0 <= record["score"] <= 1, name
     else:
-      assert reason in record["error"], record
-      assert result.stderr.count(f"skipped {folder / stem}") == 1, stem
+      assert want.evaluate in record["error"], record
+      shown = photo_inputs.display_name(folder / name)
+      assert result.stderr.count(f"skipped {shown}: ") == 1, name
   assert result.stderr.count("skipped ") == sum(r is not None for r in reasons.values())
-  assert np.load(out / "maps" / "rotated.npy").shape == (240, 320)  # Stored orientation.
-  assert not by_stem["sixteen_bit"]["no_signal"]  # Its top 8 bits, not a clipped white.
+  assert "\x1b" not in result.stderr + result.stdout  # Names print their escape codes as text.
+  assert np.load(out / "maps" / "rotated.jpg.npy").shape == (240, 320)  # Stored orientation.
+  assert not by_stem["sixteen_bit.png"]["no_signal"]  # Its top 8 bits, not a clipped white.
   page = (out / "report.html").read_text(encoding="utf-8")
   assert all(f'id="{html.escape(stem)}"' in page for stem in reasons)
   scores = {row["stem"] for row in csv.DictReader((out / "scores.csv").open())}
-  assert scores == {stem for stem, reason in reasons.items() if reason is None}
+  assert scores == {"'" + stem if stem.startswith("-") else stem  # Never a formula.
+                    for stem, reason in reasons.items() if reason is None}
   if module == "eval.localize":
-    assert all(stem in result.stdout for stem in reasons)
+    assert all(photo_inputs.display_name(name) in result.stdout for name in expected)
 
 
 PEAK_RSS_4000X3000 = 1.5 * 2**30  # The bound the README states.
@@ -203,8 +213,8 @@ def test_a_4000x3000_photo_stays_under_the_stated_peak_memory(tmp_path):
                            "eval.localize", str(tmp_path / "large.jpg"), "--out", str(out)],
                           cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
-  assert np.load(out / "maps" / "large.npy").shape == (3000, 4000)
-  assert 400 <= json.loads((out / "results" / "large.json").read_text())["num_patches"] <= 600
+  assert np.load(out / "maps" / "large.jpg.npy").shape == (3000, 4000)
+  assert 400 <= json.loads((out / "results" / "large.jpg.json").read_text())["num_patches"] <= 600
   peak = int(peak_file.read_text()) * 1024
   assert peak < PEAK_RSS_4000X3000, f"{peak / 2**30:.2f} GiB"
 
@@ -254,7 +264,7 @@ def test_repeated_checkpoints_localize_as_an_ensemble(tiny_run, splices, tmp_pat
                 for name in ("both", "last"))
   assert both["ensemble_size"] == 2 and "ensemble_size" not in last
   assert both["model_sha256"] != last["model_sha256"]
-  stems = sorted(p.stem for p in (splices / "images").iterdir())
+  stems = sorted(p.name for p in (splices / "images").iterdir())  # Suffix included.
   assert sorted(p.stem for p in (tmp_path / "both" / "maps").glob("*.npy")) == stems
   assert any(not np.array_equal(np.load(tmp_path / "both" / "maps" / f"{stem}.npy"),
                                 np.load(tmp_path / "last" / "maps" / f"{stem}.npy"))
