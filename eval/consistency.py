@@ -115,7 +115,7 @@ class ConsistencyModel:
 
   def rows_per_block(self, num_patches: int) -> int:
     """Rows of the matrix evaluated at once."""
-    return int(max(1, min(num_patches, self._pairs_within_budget() // num_patches)))
+    return _equal_parts(num_patches, self._pairs_within_budget() // num_patches)
 
   def tile_side(self, num_patches: int) -> int:
     """Side of the square tiles of pairs `attribute_means` evaluates at once."""
