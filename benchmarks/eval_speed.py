@@ -3,14 +3,16 @@
 Prints JSON per config (the paper's ResNet-50 and the CPU config, random weights): seconds
 for the backbone (features and split projection of every patch), the pairs (every ordered
 pair through the rest of the head and the classifier), Mean Shift (response maps, modes and
-the full-resolution map) and the whole `Localizer` call; the image's model FLOPs from XLA's
-cost analysis, the FLOP floor they imply at a float32 matmul peak measured in the same run,
-and the total's ratio to that floor. The baseline is the original dense algorithm in numpy
-and scikit-learn on the same patches and features: every pair runs the whole head on
-concat(f_i, f_j), response maps are accumulated patch by patch, sklearn's MeanShift finds the
-modes. Its pair time is extrapolated from `--baseline_rows` rows of the matrix where the full
-matrix would take minutes (said in the output). For the CPU config it also times the
-`Localizer` call of an ensemble of `--ensemble_size` models (other seeds) against one member.
+the full-resolution map), the per-attribute means over the dominant region (the pairs with a
+region patch on one side, again) and the whole `Localizer` call (without per-attribute maps);
+the image's model FLOPs from XLA's cost analysis, the FLOP floor they imply at a float32
+matmul peak measured in the same run, and the total's ratio to that floor. The baseline is
+the original dense algorithm in numpy and scikit-learn on the same patches and features: every
+pair runs the whole head on concat(f_i, f_j), response maps are accumulated patch by patch,
+sklearn's MeanShift finds the modes. Its pair time is extrapolated from `--baseline_rows` rows
+of the matrix where the full matrix would take minutes (said in the output). For the CPU
+config it also times the `Localizer` call of an ensemble of `--ensemble_size` models (other
+seeds) against one member.
 """
 
 from __future__ import annotations
@@ -65,9 +67,9 @@ def model_flops(scorer: consistency.ConsistencyModel, patches: np.ndarray, a, b)
   batch = np.pad(batch, ((0, scorer.feature_batch - len(batch)), (0, 0), (0, 0), (0, 0)))
   project = consistency.ConsistencyModel._project.lower(scorer, scorer._states, batch).compile()
   num_batches = -(-len(patches) // scorer.feature_batch)
-  rows = scorer.rows_per_block(len(patches), False)
+  rows = scorer.rows_per_block(len(patches))
   pairs = consistency.ConsistencyModel._pairs.lower(
-      scorer, scorer._states, a[:, :rows], b, False).compile()
+      scorer, scorer._states, a[:, :rows], b).compile()
   return common.flops(project) * num_batches + common.flops(pairs) * -(-len(patches) // rows)
 
 
@@ -118,16 +120,20 @@ def measure(config, image: np.ndarray, peak: float, repeats: int,
   coords = patch_grid.grid_coords(image.shape[:2])
   patches = patch_grid.cut_patches(image, coords)
   a, b = scorer.project(patches)
-  matrix, _ = scorer.pairs(a, b)
+  matrix = scorer.pairs(a, b)
   matrix = (matrix + matrix.T) / 2
+  region = maps.consistency_map(matrix, coords, image.shape[:2]).members
   whole = localizer.Localizer(model)
   result = {
       "depth": config.model.depth, "width": config.model.width,
       "num_patches": len(coords),
       "backbone_s": common.seconds_per_call(lambda: scorer.project(patches), repeats),
-      "pairs_s": common.seconds_per_call(lambda: scorer.pairs(a, b)[0], repeats),
+      "pairs_s": common.seconds_per_call(lambda: scorer.pairs(a, b), repeats),
       "mean_shift_s": common.seconds_per_call(
           lambda: maps.consistency_map(matrix, coords, image.shape[:2]).map, repeats),
+      "attribute_means_s": common.seconds_per_call(
+          lambda: scorer.attribute_means((a, b), region), repeats),
+      "dominant_region_patches": int(region.sum()),
       "total_s": common.seconds_per_call(lambda: whole(image).map, repeats),
   }
   flops = model_flops(scorer, patches, a, b)

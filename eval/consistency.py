@@ -2,8 +2,14 @@
 
 Each patch goes through the backbone once and is projected once by the split first head layer
 (`model.project`); a pair then costs only relu(A_i + B_j) and the head layers after it. Pairs
-are evaluated in row blocks whose size follows a memory budget, so a 4000x3000 photo with ~500
-patches never materialises more than `pair_memory_bytes` of activations at a time.
+are evaluated in blocks whose size follows a memory budget, so an image never materialises
+more than `pair_memory_bytes` of pair activations at a time, whatever its patch count (the
+N x N matrix itself is kept whole: Mean Shift and Normalized Cuts read all of it).
+
+The per-attribute predictions are wanted only as means over the dominant region's patches,
+known after Mean Shift on the matrix, so they are not kept with it: `attribute_means` pairs the
+projections again, only the pairs with a region patch on one side, and reduces each block as
+it goes.
 
 Several models of one architecture (trainings with other seeds) form an ensemble: their states
 are stacked and every jitted function is vmapped over them, and the matrix is the mean of their
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Sequence
 
 import jax
@@ -29,11 +36,12 @@ from exif_jax import exif_attrs
 class Consistency:
   """coords: [N, 2] patch top-left (y, x); matrix: [N, N] P(same image), symmetric.
 
-  attributes: [N, N, 83] per-attribute P(same value), or None when not requested.
+  projections: (A, B), [K, N, d] each, every patch's first head layer halves under each of the
+  K models: what `ConsistencyModel.attribute_means` pairs again.
   """
   coords: np.ndarray
   matrix: np.ndarray
-  attributes: np.ndarray | None
+  projections: tuple[jax.Array, jax.Array]
 
 
 def members(models: nnx.Module | Sequence[nnx.Module]) -> list[nnx.Module]:
@@ -69,16 +77,26 @@ class ConsistencyModel:
       return model.project(model.features(patches))
     return jax.vmap(project)(states)
 
-  @functools.partial(jax.jit, static_argnums=(0, 4))
-  def _pairs(self, states, a_rows, b, with_attributes: bool):
-    """The models' mean P(same image) [R, N] (and per-attribute [R, N, 83]) of a row block."""
+  @functools.partial(jax.jit, static_argnums=0)
+  def _pairs(self, states, a_rows, b):
+    """The models' mean P(same image) [R, N] of a row block."""
     def pairs(state, a_rows, b):
       model = nnx.merge(self._graphdef, state)
       logits = model.pair_logits(a_rows[:, None, :], b[None, :, :])
-      same_image = jax.nn.sigmoid(model.consistency_logit(logits))
-      return same_image, (jax.nn.sigmoid(logits) if with_attributes else None)
-    same_image, attributes = jax.vmap(pairs)(states, a_rows, b)
-    return same_image.mean(0), (attributes.mean(0) if with_attributes else None)
+      return jax.nn.sigmoid(model.consistency_logit(logits))
+    return jax.vmap(pairs)(states, a_rows, b).mean(0)
+
+  @functools.partial(jax.jit, static_argnums=0)
+  def _attribute_tile_sums(self, states, a, b, rows, cols, row_weights, col_weights):
+    """The models' mean per-attribute P(same value) P [R, C, A] of the pairs (a[rows] first,
+    b[cols] second), reduced over each side: (row_weights @ P [C, A], P @ col_weights [R, A])."""
+    def probabilities(state, a, b):
+      model = nnx.merge(self._graphdef, state)
+      return jax.nn.sigmoid(model.pair_logits(a[rows][:, None, :], b[cols][None, :, :]))
+    p = jax.vmap(probabilities)(states, a, b).mean(0)
+    highest = jax.lax.Precision.HIGHEST
+    return (jnp.einsum("r,rca->ca", row_weights.astype(p.dtype), p, precision=highest),
+            jnp.einsum("rca,c->ra", p, col_weights.astype(p.dtype), precision=highest))
 
   def project(self, patches: np.ndarray) -> tuple[jax.Array, jax.Array]:
     """(A, B), [K, N, d] each, for every patch, in fixed-size batches: one compilation."""
@@ -89,35 +107,76 @@ class ConsistencyModel:
     return (jnp.concatenate([a for a, _ in outputs], axis=1),
             jnp.concatenate([b for _, b in outputs], axis=1))
 
-  def rows_per_block(self, num_patches: int, with_attributes: bool) -> int:
-    per_row = (self.num_models * num_patches * 4 *
-               (self._first_width + (exif_attrs.NUM_ATTRIBUTES if with_attributes else 0)))
-    return int(max(1, min(num_patches, self.pair_memory_bytes // per_row)))
+  def _pairs_within_budget(self) -> int:
+    """How many pairs' activations (first head layer and attribute logits, every model) fit
+    in pair_memory_bytes."""
+    per_pair = self.num_models * 4 * (self._first_width + exif_attrs.NUM_ATTRIBUTES)
+    return self.pair_memory_bytes // per_pair
 
-  def pairs(self, a: jax.Array, b: jax.Array, *, with_attributes: bool = False
-            ) -> tuple[np.ndarray, np.ndarray | None]:
-    """All ordered pairs of the [K, N, d] projections -> the models' mean ([N, N] P(same image),
-    [N, N, 83] or None)."""
+  def rows_per_block(self, num_patches: int) -> int:
+    """Rows of the matrix evaluated at once."""
+    return _equal_parts(num_patches, self._pairs_within_budget() // num_patches)
+
+  def tile_side(self, num_patches: int) -> int:
+    """Side of the square tiles of pairs `attribute_means` evaluates at once."""
+    return _equal_parts(num_patches, math.isqrt(self._pairs_within_budget()))
+
+  def pairs(self, a: jax.Array, b: jax.Array) -> np.ndarray:
+    """All ordered pairs of the [K, N, d] projections -> the models' mean [N, N] P(same image)."""
     n = a.shape[1]
-    rows = self.rows_per_block(n, with_attributes)
+    rows = self.rows_per_block(n)
     padded = -(-n // rows) * rows
     a = jnp.pad(a, ((0, 0), (0, padded - n), (0, 0)))  # Equal blocks: one compilation.
-    matrix, attributes = [], []
+    matrix = np.empty((n, n), np.float32)
     for start in range(0, padded, rows):
-      same, attrs = self._pairs(self._states, a[:, start:start + rows], b, with_attributes)
-      matrix.append(np.asarray(same))
-      if with_attributes:
-        attributes.append(np.asarray(attrs))
-    return (np.concatenate(matrix)[:n],
-            np.concatenate(attributes)[:n] if with_attributes else None)
+      block = self._pairs(self._states, a[:, start:start + rows], b)
+      matrix[start:start + rows] = np.asarray(block)[:n - start]
+    return matrix
 
-  def __call__(self, image: np.ndarray, *, num_patches: int = 500, stride: int | None = None,
-               with_attributes: bool = False) -> Consistency:
+  def attribute_means(self, projections: tuple[jax.Array, jax.Array],
+                      members: np.ndarray) -> np.ndarray:
+    """[N, A]: per patch j and attribute, the mean over the member patches i (bool [N]) of the
+    symmetrised P(same value) (P_ij + P_ji) / 2, as the models' mean.
+
+    Only ordered pairs with a member on one side are needed, each once: member rows with every
+    column, other rows with the members' columns. They are evaluated in square tiles within
+    the memory budget, rows in members-first order; a tile adds P_ij to patch j's sum when i is
+    a member, and to patch i's when j is one.
+    """
+    a, b = projections
+    n = a.shape[1]
+    members = np.asarray(members, bool)
+    if members.shape != (n,) or not members.any():
+      raise ValueError(f"members must mark at least one of the {n} patches")
+    order = np.concatenate([np.flatnonzero(members), np.flatnonzero(~members)])
+    num_members = int(members.sum())
+    side = self.tile_side(n)
+    valid = np.arange(side)
+    sums = np.zeros((n, exif_attrs.NUM_ATTRIBUTES))
+    for rows, num_rows in patch_grid.batches(order, side):  # Padding: index 0, weight 0.
+      # Members come first: a block holds one iff its first row does. Other rows need only
+      # the members' columns.
+      columns = order if members[rows[0]] else order[:num_members]
+      for cols, num_cols in patch_grid.batches(columns, side):
+        into_cols, into_rows = self._attribute_tile_sums(
+            self._states, a, b, rows, cols, members[rows] & (valid < num_rows),
+            members[cols] & (valid < num_cols))
+        sums[cols[:num_cols]] += np.asarray(into_cols)[:num_cols]
+        sums[rows[:num_rows]] += np.asarray(into_rows)[:num_rows]
+    return (sums / (2 * num_members)).astype(np.float32)
+
+  def __call__(self, image: np.ndarray, *, num_patches: int = 500,
+               stride: int | None = None) -> Consistency:
     coords = patch_grid.grid_coords(image.shape[:2], num_patches=num_patches, stride=stride)
     a, b = self.project(patch_grid.cut_patches(image, coords))
-    matrix, attributes = self.pairs(a, b, with_attributes=with_attributes)
+    matrix = self.pairs(a, b)
     # (i, j) and (j, i) see the patches in swapped head slots; the paper's c_ij is symmetric.
     matrix = (matrix + matrix.T) / 2
-    if with_attributes:
-      attributes = (attributes + attributes.transpose(1, 0, 2)) / 2
-    return Consistency(coords, matrix, attributes)
+    return Consistency(coords, matrix, (a, b))
+
+
+def _equal_parts(total: int, most: int) -> int:
+  """The size of the fewest equal parts of at most `most` (at least 1) that cover `total`:
+  padding the last part wastes less than one row per part."""
+  parts = -(-total // max(1, most))
+  return -(-total // parts)

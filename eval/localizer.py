@@ -77,8 +77,7 @@ class Localizer:
   def __call__(self, image: np.ndarray) -> Localization:
     """image: uint8 HxWx3. Raises ValueError for an image smaller than one patch."""
     options = self.options
-    result = self.consistency(image, num_patches=options.num_patches, stride=options.stride,
-                              with_attributes=options.attribute_maps)
+    result = self.consistency(image, num_patches=options.num_patches, stride=options.stride)
     merged = maps.consistency_map(result.matrix, result.coords, image.shape[:2])
     fields = dict(map=merged.map.astype(np.float32), score=merged.score,
                   no_signal=merged.no_signal, num_patches=len(result.coords))
@@ -97,7 +96,7 @@ class Localizer:
     """
     if not members.any():
       members = np.ones_like(members)
-    per_patch = result.attributes[members].mean(axis=0).T  # [83, N]
+    per_patch = self.consistency.attribute_means(result.projections, members).T  # [83, N]
     side = self.options.attribute_map_side
     scale = side / max(image_shape)
     out_shape = (max(1, round(image_shape[0] * scale)), max(1, round(image_shape[1] * scale)))

@@ -204,19 +204,45 @@ runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
 
 
-def test_a_4000x3000_photo_stays_under_the_stated_peak_memory(tmp_path):
+def localize_peak_rss(tmp_path: pathlib.Path, width: int, height: int, *flags: str
+                      ) -> tuple[pathlib.Path, dict, int]:
+  """Localizes a width x height image of real camera texture (a 512x384 photo tiled) with the
+  bundled model: (OUT, its result record, the process's peak RSS in bytes)."""
   photo = np.asarray(Image.open(PHOTOS / "Nikon_CoolPix_995_DSCN1323.JPG"))  # 512x384.
-  large = np.tile(photo, (8, 8, 1))[:3000, :4000]  # Real camera texture at 4000x3000.
-  Image.fromarray(large).save(tmp_path / "large.jpg", quality=95)
+  tiled = np.tile(photo, (height // 384 + 1, width // 512 + 1, 1))[:height, :width]
+  Image.fromarray(tiled).save(tmp_path / "photo.jpg", quality=95)
   out, peak_file = tmp_path / "out", tmp_path / "peak_kib"
   result = subprocess.run([sys.executable, "-c", _PEAK_RSS_WRAPPER, str(peak_file),
-                           "eval.localize", str(tmp_path / "large.jpg"), "--out", str(out)],
-                          cwd=REPO, capture_output=True, text=True, check=False)
+                           "eval.localize", str(tmp_path / "photo.jpg"), "--out", str(out),
+                           *flags], cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
-  assert np.load(out / "maps" / "large.jpg.npy").shape == (3000, 4000)
-  assert 400 <= json.loads((out / "results" / "large.jpg.json").read_text())["num_patches"] <= 600
-  peak = int(peak_file.read_text()) * 1024
+  record = json.loads((out / "results" / "photo.jpg.json").read_text())
+  return out, record, int(peak_file.read_text()) * 1024
+
+
+def test_a_4000x3000_photo_stays_under_the_stated_peak_memory(tmp_path):
+  out, record, peak = localize_peak_rss(tmp_path, 4000, 3000)
+  assert np.load(out / "maps" / "photo.jpg.npy").shape == (3000, 4000)
+  assert 400 <= record["num_patches"] <= 600
   assert peak < PEAK_RSS_4000X3000, f"{peak / 2**30:.2f} GiB"
+
+
+# Peak RSS of `localize` at ~1500 patches less its pair blocks: the runtime, model, image and
+# Mean Shift. Measured 865 MiB without the per-attribute maps, 885 and 918 MiB with them at
+# --pair_memory_mb 64 and 16 (595 MiB at 64 patches); this leaves 10-15% for variance.
+FIXED_RSS_1500_PATCHES = 1024 * 2**20
+
+
+def test_per_attribute_maps_of_1500_patches_stay_within_the_pair_memory(tmp_path):
+  """All pairs' [N, N, 83] P(same value) would be 700 MiB at N = 1500; the per-attribute maps
+  need only its means over the dominant region, reduced block by block."""
+  pair_memory_mb = 64
+  out, record, peak = localize_peak_rss(tmp_path, 1600, 1200, "--num_patches", "1500",
+                                        "--pair_memory_mb", str(pair_memory_mb))
+  assert 1400 <= record["num_patches"] <= 1600 and len(record["separating"]) == 3
+  attribute_maps = np.load(out / "attr_maps" / "photo.jpg.npz")["maps"]
+  assert attribute_maps.shape == (83, 96, 128) and np.isfinite(attribute_maps).all()
+  assert peak < pair_memory_mb * 2**20 + FIXED_RSS_1500_PATCHES, f"{peak / 2**20:.0f} MiB"
 
 
 def test_pair_chunks_do_not_change_the_matrix(tiny_run):
@@ -224,7 +250,7 @@ def test_pair_chunks_do_not_change_the_matrix(tiny_run):
   image = np.asarray(Image.open(sorted(PHOTOS.iterdir())[0]))[:400, :400]
   whole = consistency.ConsistencyModel(model)(image, num_patches=49)
   chunked_model = consistency.ConsistencyModel(model, pair_memory_bytes=1)
-  assert chunked_model.rows_per_block(49, with_attributes=False) == 1
+  assert chunked_model.rows_per_block(49) == 1
   chunked = chunked_model(image, num_patches=49)
   np.testing.assert_allclose(chunked.matrix, whole.matrix, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(whole.matrix, whole.matrix.T)
@@ -242,13 +268,17 @@ def test_an_ensemble_averages_its_members_matrices(tiny_run):
   members = [checkpointing.restore(step) for step in last_two_steps(workdir)]
   image = np.asarray(Image.open(FIXTURES / "camera" / sorted(
       p.name for p in (FIXTURES / "camera").glob("*.jpg"))[0]))[:300, :300]
-  alone = [consistency.ConsistencyModel(m)(image, num_patches=36, with_attributes=True)
-           for m in members]
+  models = [consistency.ConsistencyModel(m) for m in members]
+  alone = [model(image, num_patches=36) for model in models]
   assert np.abs(alone[0].matrix - alone[1].matrix).max() > 1e-4  # Distinct members.
-  both = consistency.ConsistencyModel(members)(image, num_patches=36, with_attributes=True)
+  ensemble = consistency.ConsistencyModel(members)
+  both = ensemble(image, num_patches=36)
   np.testing.assert_allclose(both.matrix, (alone[0].matrix + alone[1].matrix) / 2, atol=1e-5)
-  np.testing.assert_allclose(
-      both.attributes, (alone[0].attributes + alone[1].attributes) / 2, atol=1e-5)
+  region = np.arange(len(both.coords)) % 3 == 0
+  attributes = [model.attribute_means(result.projections, region)
+                for model, result in zip(models, alone)]
+  np.testing.assert_allclose(ensemble.attribute_means(both.projections, region),
+                             (attributes[0] + attributes[1]) / 2, atol=1e-5)
   with pytest.raises(ValueError, match="differ in architecture"):
     consistency.ConsistencyModel([members[0], checkpointing.restore(checkpointing.BUNDLED_MODEL)])
 
