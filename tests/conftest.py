@@ -63,8 +63,11 @@ def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 60
   what the process left behind.
   """
   with tempfile.TemporaryFile("w+") as stderr:  # A pipe could fill up and block the command.
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT
+    # ignored: give the command the default, as a terminal's foreground job has.
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr,
-                               text=True, start_new_session=True)
+                               text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + timeout
     while not ready() and process.poll() is None and time.monotonic() < deadline:
       time.sleep(0.01)
