@@ -21,6 +21,7 @@ import argparse
 import json
 import pathlib
 import sys
+import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -35,6 +36,7 @@ from sklearn import cluster
 from benchmarks import common
 from configs import cpu
 from configs import exif_resnet50
+from eval import batch
 from eval import consistency
 from eval import localizer
 from eval import maps
@@ -42,6 +44,9 @@ from eval import patch_grid
 from exif_jax import train
 
 IMAGE_SHAPE = (720, 960)
+CONFIGS = ("cpu", "cpu_ensemble", "exif_resnet50")
+# The steps after the pairs that every localized image runs (attribute maps are opt-in).
+POST_PAIR_STEPS = ("mean_shift", "map_upsampling", "output_writing")
 DEFAULT_PHOTOS = ROOT.parent / "shared" / "data" / "photos"
 
 
@@ -111,9 +116,42 @@ def sklearn_map(matrix: np.ndarray, coords: np.ndarray, image_shape) -> np.ndarr
                                                       Image.Resampling.BILINEAR))
 
 
+def step_seconds(scorer: consistency.ConsistencyModel, whole: localizer.Localizer,
+                 image: np.ndarray, repeats: int) -> dict[str, float]:
+  """Seconds of each step of localizing `image`, each timed on its own with its inputs ready."""
+  shape = image.shape[:2]
+  coords = patch_grid.grid_coords(shape)
+  patches = patch_grid.cut_patches(image, coords)
+  a, b = scorer.project(patches)
+  matrix = scorer.pairs(a, b)
+  matrix = (matrix + matrix.T) / 2
+  mode = maps.dominant_mode(matrix, coords, shape)
+  result = whole.consistency(image, num_patches=whole.options.num_patches)
+  localization = whole(image)
+  with tempfile.TemporaryDirectory() as out:
+    return {
+        "backbone": common.seconds_per_call(lambda: scorer.project(patches), repeats),
+        "pairs": common.seconds_per_call(lambda: scorer.pairs(a, b), repeats),
+        "mean_shift": common.seconds_per_call(
+            lambda: maps.dominant_mode(matrix, coords, shape).row, repeats),
+        "map_upsampling": common.seconds_per_call(
+            lambda: maps.patch_average(mode.row[None], coords, shape, shape), repeats),
+        "attribute_maps": common.seconds_per_call(
+            lambda: whole._attribute_maps(result, mode.members, shape)[0], repeats),  # pylint: disable=protected-access
+        "output_writing": common.seconds_per_call(
+            lambda: batch._save_outputs(pathlib.Path(out), "photo", image, localization),  # pylint: disable=protected-access
+            repeats),
+    }
+
+
 def measure(config, image: np.ndarray, peak: float, repeats: int,
             baseline_rows: int | None = None) -> dict[str, float]:
-  """One config's timings; the baseline times `baseline_rows` pair rows (None: all)."""
+  """One config's timings; the baseline times `baseline_rows` pair rows (None: all).
+
+  `steps_s`: each step's seconds; `step_shares`: each over `total_s`, the whole `Localizer`
+  call (per-attribute maps excluded: they are opt-in) plus writing its outputs;
+  `post_pair_share`: the steps after the pairs that every image runs, over `total_s`.
+  """
   model = train.create_model(config)
   model.eval()
   scorer = consistency.ConsistencyModel(model)
@@ -123,18 +161,21 @@ def measure(config, image: np.ndarray, peak: float, repeats: int,
   matrix = scorer.pairs(a, b)
   matrix = (matrix + matrix.T) / 2
   region = maps.consistency_map(matrix, coords, image.shape[:2]).members
-  whole = localizer.Localizer(model)
+  whole = localizer.Localizer(model, localizer.Options(attribute_maps=True))
+  steps = step_seconds(scorer, whole, image, repeats)
+  plain = localizer.Localizer(model)
+  with tempfile.TemporaryDirectory() as out:
+    total = common.seconds_per_call(
+        lambda: batch._save_outputs(pathlib.Path(out), "photo", image, plain(image)), repeats)  # pylint: disable=protected-access
   result = {
       "depth": config.model.depth, "width": config.model.width,
       "num_patches": len(coords),
-      "backbone_s": common.seconds_per_call(lambda: scorer.project(patches), repeats),
-      "pairs_s": common.seconds_per_call(lambda: scorer.pairs(a, b), repeats),
-      "mean_shift_s": common.seconds_per_call(
-          lambda: maps.consistency_map(matrix, coords, image.shape[:2]).map, repeats),
-      "attribute_means_s": common.seconds_per_call(
-          lambda: scorer.attribute_means((a, b), region), repeats),
+      "backbone_s": steps["backbone"], "pairs_s": steps["pairs"],
+      "mean_shift_s": steps["mean_shift"] + steps["map_upsampling"],
       "dominant_region_patches": int(region.sum()),
-      "total_s": common.seconds_per_call(lambda: whole(image).map, repeats),
+      "steps_s": steps, "total_s": total,
+      "step_shares": {name: seconds / total for name, seconds in steps.items()},
+      "post_pair_share": sum(steps[name] for name in POST_PAIR_STEPS) / total,
   }
   flops = model_flops(scorer, patches, a, b)
   result.update(model_flops=flops, flop_floor_s=flops / peak,
@@ -187,18 +228,23 @@ def main():
                       help="rows of the dense baseline's pair matrix to time")
   parser.add_argument("--ensemble_size", type=int, default=3,
                       help="members of the CPU-config ensemble to time")
+  parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS),
+                      help="what to time: the CPU config, its ensemble, the paper's ResNet-50")
   args = parser.parse_args()
   image = load_image(args.image)
   peak = common.matmul_peak_flops()
-  resnet50 = exif_resnet50.get_config()
-  if jax.default_backend() == "cpu":
-    resnet50.model.dtype = "float32"  # bfloat16 matmuls are emulated on most CPUs.
-  small = cpu.get_config()
   result = {"device": jax.devices()[0].device_kind, "image_shape": list(image.shape),
-            "matmul_peak_flops_per_s": peak,
-            "cpu": measure(small, image, peak, args.repeats),
-            "cpu_ensemble": measure_ensemble(small, image, args.ensemble_size, args.repeats),
-            "exif_resnet50": measure(resnet50, image, peak, args.repeats, args.baseline_rows)}
+            "matmul_peak_flops_per_s": peak}
+  small = cpu.get_config()
+  if "cpu" in args.configs:
+    result["cpu"] = measure(small, image, peak, args.repeats)
+  if "cpu_ensemble" in args.configs:
+    result["cpu_ensemble"] = measure_ensemble(small, image, args.ensemble_size, args.repeats)
+  if "exif_resnet50" in args.configs:
+    resnet50 = exif_resnet50.get_config()
+    if jax.default_backend() == "cpu":
+      resnet50.model.dtype = "float32"  # bfloat16 matmuls are emulated on most CPUs.
+    result["exif_resnet50"] = measure(resnet50, image, peak, args.repeats, args.baseline_rows)
   print(json.dumps(result, indent=1))
 
 
