@@ -1,13 +1,16 @@
 """Evaluation speed on one 960x720 image: python benchmarks/eval_speed.py [--image PATH].
 
-Prints JSON per config (the paper's ResNet-50 and the CPU config, random weights): seconds
-for the backbone (features and split projection of every patch), the pairs (every ordered
-pair through the rest of the head and the classifier), Mean Shift (response maps, modes and
-the full-resolution map), the per-attribute means over the dominant region (the pairs with a
-region patch on one side, again) and the whole `Localizer` call (without per-attribute maps);
-the image's model FLOPs from XLA's cost analysis, the FLOP floor they imply at a float32
-matmul peak measured in the same run, and the total's ratio to that floor. The baseline is
-the original dense algorithm in numpy and scikit-learn on the same patches and features: every
+Prints JSON per config (the paper's ResNet-50 and the CPU config, random weights; `--configs`
+picks them): seconds for each step, each timed on its own: the backbone (features and split
+projection of every patch), the pairs (every ordered pair through the rest of the head and the
+classifier), Mean Shift (response-map coordinates, modes, the dominant mode's matrix row), map
+upsampling (that row's full-resolution map), the opt-in per-attribute maps (the pairs with a
+dominant-region patch on one side, again, and their maps) and output writing (the map's .npy
+and PNG heatmap, the thumbnail); `total_s`, the whole `Localizer` call without per-attribute
+maps plus writing its outputs, and each step's share of it; the image's model FLOPs from XLA's
+cost analysis, the FLOP floor they imply at a float32 matmul peak measured in the same run,
+and the total's ratio to that floor. The baseline (skipped with `--no_baseline`) is the
+original dense algorithm in numpy and scikit-learn on the same patches and features: every
 pair runs the whole head on concat(f_i, f_j), response maps are accumulated patch by patch,
 sklearn's MeanShift finds the modes. Its pair time is extrapolated from `--baseline_rows` rows
 of the matrix where the full matrix would take minutes (said in the output). For the CPU
@@ -145,8 +148,9 @@ def step_seconds(scorer: consistency.ConsistencyModel, whole: localizer.Localize
 
 
 def measure(config, image: np.ndarray, peak: float, repeats: int,
-            baseline_rows: int | None = None) -> dict[str, float]:
-  """One config's timings; the baseline times `baseline_rows` pair rows (None: all).
+            baseline_rows: int | None = None, baseline: bool = True) -> dict[str, float]:
+  """One config's timings; the baseline (unless `baseline` is False) times `baseline_rows`
+  pair rows (None: all).
 
   `steps_s`: each step's seconds; `step_shares`: each over `total_s`, the whole `Localizer`
   call (per-attribute maps excluded: they are opt-in) plus writing its outputs;
@@ -180,6 +184,8 @@ def measure(config, image: np.ndarray, peak: float, repeats: int,
   flops = model_flops(scorer, patches, a, b)
   result.update(model_flops=flops, flop_floor_s=flops / peak,
                 total_over_flop_floor=result["total_s"] / (flops / peak))
+  if not baseline:
+    return result
 
   # The original dense algorithm on the same patches and features.
   graphdef, state = nnx.split(model)
@@ -230,6 +236,8 @@ def main():
                       help="members of the CPU-config ensemble to time")
   parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS),
                       help="what to time: the CPU config, its ensemble, the paper's ResNet-50")
+  parser.add_argument("--no_baseline", action="store_true",
+                      help="skip the dense numpy + scikit-learn original (minutes per config)")
   args = parser.parse_args()
   image = load_image(args.image)
   peak = common.matmul_peak_flops()
@@ -237,14 +245,15 @@ def main():
             "matmul_peak_flops_per_s": peak}
   small = cpu.get_config()
   if "cpu" in args.configs:
-    result["cpu"] = measure(small, image, peak, args.repeats)
+    result["cpu"] = measure(small, image, peak, args.repeats, baseline=not args.no_baseline)
   if "cpu_ensemble" in args.configs:
     result["cpu_ensemble"] = measure_ensemble(small, image, args.ensemble_size, args.repeats)
   if "exif_resnet50" in args.configs:
     resnet50 = exif_resnet50.get_config()
     if jax.default_backend() == "cpu":
       resnet50.model.dtype = "float32"  # bfloat16 matmuls are emulated on most CPUs.
-    result["exif_resnet50"] = measure(resnet50, image, peak, args.repeats, args.baseline_rows)
+    result["exif_resnet50"] = measure(resnet50, image, peak, args.repeats, args.baseline_rows,
+                                      not args.no_baseline)
   print(json.dumps(result, indent=1))
 
 

@@ -138,7 +138,6 @@ def unit_maps(coords: np.ndarray, image_shape: Sequence[int],
   return patch_average(unit, coords, image_shape, out_shape).reshape(len(coords), -1)
 
 
-@jax.jit
 def map_coordinates(consistency: jax.Array, units: jax.Array) -> jax.Array:
   """[N, N] rows with the Euclidean distances of the response maps C @ units.
 
@@ -146,15 +145,23 @@ def map_coordinates(consistency: jax.Array, units: jax.Array) -> jax.Array:
   rows of C @ L with G = L L.T have those distances: L is G's Cholesky factor, or where G is
   singular (patches at one position) its eigenvectors scaled by the roots of the eigenvalues.
   """
+  gram, factor = _gram_and_cholesky(units)
+  if not np.isfinite(np.asarray(factor)).all():
+    factor = _eigen_factor(gram)
+  return jnp.matmul(jnp.asarray(consistency, jnp.float32), factor,
+                    precision=jax.lax.Precision.HIGHEST)
+
+
+@jax.jit
+def _gram_and_cholesky(units):
   gram = jnp.matmul(units, units.T, precision=jax.lax.Precision.HIGHEST)
-  factor = jnp.linalg.cholesky(gram)
+  return gram, jnp.linalg.cholesky(gram)
 
-  def from_eigenvectors(_):
-    values, vectors = jnp.linalg.eigh(gram)
-    return vectors * jnp.sqrt(jnp.maximum(values, 0))
 
-  factor = jax.lax.cond(jnp.all(jnp.isfinite(factor)), lambda f: f, from_eigenvectors, factor)
-  return jnp.matmul(consistency, factor, precision=jax.lax.Precision.HIGHEST)
+@jax.jit
+def _eigen_factor(gram):
+  values, vectors = jnp.linalg.eigh(gram)
+  return vectors * jnp.sqrt(jnp.maximum(values, 0))
 
 
 def check_consistency(consistency, coords) -> None:
