@@ -46,6 +46,8 @@ from eval import maps
 from eval import patch_grid
 from exif_jax import train
 
+# pylint: disable=protected-access  # The steps of Localizer and batch, timed one by one.
+
 IMAGE_SHAPE = (720, 960)
 CONFIGS = ("cpu", "cpu_ensemble", "exif_resnet50")
 # The steps after the pairs that every localized image runs (attribute maps are opt-in).
@@ -123,13 +125,10 @@ def step_seconds(scorer: consistency.ConsistencyModel, whole: localizer.Localize
                  image: np.ndarray, repeats: int) -> dict[str, float]:
   """Seconds of each step of localizing `image`, each timed on its own with its inputs ready."""
   shape = image.shape[:2]
-  coords = patch_grid.grid_coords(shape)
+  scored = whole.consistency(image, num_patches=whole.options.num_patches)
+  coords, matrix, (a, b) = scored.coords, scored.matrix, scored.projections
   patches = patch_grid.cut_patches(image, coords)
-  a, b = scorer.project(patches)
-  matrix = scorer.pairs(a, b)
-  matrix = (matrix + matrix.T) / 2
   mode = maps.dominant_mode(matrix, coords, shape)
-  result = whole.consistency(image, num_patches=whole.options.num_patches)
   localization = whole(image)
   with tempfile.TemporaryDirectory() as out:
     return {
@@ -140,9 +139,9 @@ def step_seconds(scorer: consistency.ConsistencyModel, whole: localizer.Localize
         "map_upsampling": common.seconds_per_call(
             lambda: maps.patch_average(mode.row[None], coords, shape, shape), repeats),
         "attribute_maps": common.seconds_per_call(
-            lambda: whole._attribute_maps(result, mode.members, shape)[0], repeats),  # pylint: disable=protected-access
+            lambda: whole._attribute_maps(scored, mode.members, shape)[0], repeats),
         "output_writing": common.seconds_per_call(
-            lambda: batch._save_outputs(pathlib.Path(out), "photo", image, localization),  # pylint: disable=protected-access
+            lambda: batch._save_outputs(pathlib.Path(out), "photo", image, localization),
             repeats),
     }
 
@@ -159,18 +158,16 @@ def measure(config, image: np.ndarray, peak: float, repeats: int,
   model = train.create_model(config)
   model.eval()
   scorer = consistency.ConsistencyModel(model)
-  coords = patch_grid.grid_coords(image.shape[:2])
-  patches = patch_grid.cut_patches(image, coords)
-  a, b = scorer.project(patches)
-  matrix = scorer.pairs(a, b)
-  matrix = (matrix + matrix.T) / 2
-  region = maps.consistency_map(matrix, coords, image.shape[:2]).members
   whole = localizer.Localizer(model, localizer.Options(attribute_maps=True))
   steps = step_seconds(scorer, whole, image, repeats)
+  scored = whole.consistency(image, num_patches=whole.options.num_patches)
+  coords, matrix, (a, b) = scored.coords, np.asarray(scored.matrix), scored.projections
+  patches = patch_grid.cut_patches(image, coords)
+  region = maps.consistency_map(matrix, coords, image.shape[:2]).members
   plain = localizer.Localizer(model)
   with tempfile.TemporaryDirectory() as out:
     total = common.seconds_per_call(
-        lambda: batch._save_outputs(pathlib.Path(out), "photo", image, plain(image)), repeats)  # pylint: disable=protected-access
+        lambda: batch._save_outputs(pathlib.Path(out), "photo", image, plain(image)), repeats)
   result = {
       "depth": config.model.depth, "width": config.model.width,
       "num_patches": len(coords),
@@ -191,8 +188,8 @@ def measure(config, image: np.ndarray, peak: float, repeats: int,
   graphdef, state = nnx.split(model)
   features = jax.jit(lambda state, x: nnx.merge(graphdef, state).features(x))
   feature_rows = np.concatenate([
-      np.asarray(features(state, batch))[:count]
-      for batch, count in patch_grid.batches(patches, scorer.feature_batch)])
+      np.asarray(features(state, chunk))[:count]
+      for chunk, count in patch_grid.batches(patches, scorer.feature_batch)])
   rows = len(coords) if baseline_rows is None else min(baseline_rows, len(coords))
   start = time.perf_counter()
   dense_pairs(model, feature_rows, rows)
