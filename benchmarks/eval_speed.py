@@ -1,13 +1,16 @@
 """Evaluation speed on one 960x720 image: python benchmarks/eval_speed.py [--image PATH].
 
-Prints JSON per config (the paper's ResNet-50 and the CPU config, random weights): seconds
-for the backbone (features and split projection of every patch), the pairs (every ordered
-pair through the rest of the head and the classifier), Mean Shift (response maps, modes and
-the full-resolution map), the per-attribute means over the dominant region (the pairs with a
-region patch on one side, again) and the whole `Localizer` call (without per-attribute maps);
-the image's model FLOPs from XLA's cost analysis, the FLOP floor they imply at a float32
-matmul peak measured in the same run, and the total's ratio to that floor. The baseline is
-the original dense algorithm in numpy and scikit-learn on the same patches and features: every
+Prints JSON per config (the paper's ResNet-50 and the CPU config, random weights; `--configs`
+picks them): seconds for each step, each timed on its own: the backbone (features and split
+projection of every patch), the pairs (every ordered pair through the rest of the head and the
+classifier), Mean Shift (response-map coordinates, modes, the dominant mode's matrix row), map
+upsampling (that row's full-resolution map), the opt-in per-attribute maps (the pairs with a
+dominant-region patch on one side, again, and their maps) and output writing (the map's .npy
+and PNG heatmap, the thumbnail); `total_s`, the whole `Localizer` call without per-attribute
+maps plus writing its outputs, and each step's share of it; the image's model FLOPs from XLA's
+cost analysis, the FLOP floor they imply at a float32 matmul peak measured in the same run,
+and the total's ratio to that floor. The baseline (skipped with `--no_baseline`) is the
+original dense algorithm in numpy and scikit-learn on the same patches and features: every
 pair runs the whole head on concat(f_i, f_j), response maps are accumulated patch by patch,
 sklearn's MeanShift finds the modes. Its pair time is extrapolated from `--baseline_rows` rows
 of the matrix where the full matrix would take minutes (said in the output). For the CPU
@@ -21,6 +24,7 @@ import argparse
 import json
 import pathlib
 import sys
+import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -35,13 +39,19 @@ from sklearn import cluster
 from benchmarks import common
 from configs import cpu
 from configs import exif_resnet50
+from eval import batch
 from eval import consistency
 from eval import localizer
 from eval import maps
 from eval import patch_grid
 from exif_jax import train
 
+# pylint: disable=protected-access  # The steps of Localizer and batch, timed one by one.
+
 IMAGE_SHAPE = (720, 960)
+CONFIGS = ("cpu", "cpu_ensemble", "exif_resnet50")
+# The steps after the pairs that every localized image runs (attribute maps are opt-in).
+POST_PAIR_STEPS = ("mean_shift", "map_upsampling", "output_writing")
 DEFAULT_PHOTOS = ROOT.parent / "shared" / "data" / "photos"
 
 
@@ -111,41 +121,75 @@ def sklearn_map(matrix: np.ndarray, coords: np.ndarray, image_shape) -> np.ndarr
                                                       Image.Resampling.BILINEAR))
 
 
+def step_seconds(scorer: consistency.ConsistencyModel, whole: localizer.Localizer,
+                 image: np.ndarray, repeats: int) -> dict[str, float]:
+  """Seconds of each step of localizing `image`, each timed on its own with its inputs ready."""
+  shape = image.shape[:2]
+  scored = whole.consistency(image, num_patches=whole.options.num_patches)
+  coords, matrix, (a, b) = scored.coords, scored.matrix, scored.projections
+  patches = patch_grid.cut_patches(image, coords)
+  mode = maps.dominant_mode(matrix, coords, shape)
+  localization = whole(image)
+  with tempfile.TemporaryDirectory() as out:
+    return {
+        "backbone": common.seconds_per_call(lambda: scorer.project(patches), repeats),
+        "pairs": common.seconds_per_call(lambda: scorer.pairs(a, b), repeats),
+        "mean_shift": common.seconds_per_call(
+            lambda: maps.dominant_mode(matrix, coords, shape).row, repeats),
+        "map_upsampling": common.seconds_per_call(
+            lambda: maps.patch_average(mode.row[None], coords, shape, shape), repeats),
+        "attribute_maps": common.seconds_per_call(
+            lambda: whole._attribute_maps(scored, mode.members, shape)[0], repeats),
+        "output_writing": common.seconds_per_call(
+            lambda: batch._save_outputs(pathlib.Path(out), "photo", image, localization),
+            repeats),
+    }
+
+
 def measure(config, image: np.ndarray, peak: float, repeats: int,
-            baseline_rows: int | None = None) -> dict[str, float]:
-  """One config's timings; the baseline times `baseline_rows` pair rows (None: all)."""
+            baseline_rows: int | None = None, baseline: bool = True) -> dict[str, float]:
+  """One config's timings; the baseline (unless `baseline` is False) times `baseline_rows`
+  pair rows (None: all).
+
+  `steps_s`: each step's seconds; `step_shares`: each over `total_s`, the whole `Localizer`
+  call (per-attribute maps excluded: they are opt-in) plus writing its outputs;
+  `post_pair_share`: the steps after the pairs that every image runs, over `total_s`.
+  """
   model = train.create_model(config)
   model.eval()
   scorer = consistency.ConsistencyModel(model)
-  coords = patch_grid.grid_coords(image.shape[:2])
+  whole = localizer.Localizer(model, localizer.Options(attribute_maps=True))
+  steps = step_seconds(scorer, whole, image, repeats)
+  scored = whole.consistency(image, num_patches=whole.options.num_patches)
+  coords, matrix, (a, b) = scored.coords, np.asarray(scored.matrix), scored.projections
   patches = patch_grid.cut_patches(image, coords)
-  a, b = scorer.project(patches)
-  matrix = scorer.pairs(a, b)
-  matrix = (matrix + matrix.T) / 2
   region = maps.consistency_map(matrix, coords, image.shape[:2]).members
-  whole = localizer.Localizer(model)
+  plain = localizer.Localizer(model)
+  with tempfile.TemporaryDirectory() as out:
+    total = common.seconds_per_call(
+        lambda: batch._save_outputs(pathlib.Path(out), "photo", image, plain(image)), repeats)
   result = {
       "depth": config.model.depth, "width": config.model.width,
       "num_patches": len(coords),
-      "backbone_s": common.seconds_per_call(lambda: scorer.project(patches), repeats),
-      "pairs_s": common.seconds_per_call(lambda: scorer.pairs(a, b), repeats),
-      "mean_shift_s": common.seconds_per_call(
-          lambda: maps.consistency_map(matrix, coords, image.shape[:2]).map, repeats),
-      "attribute_means_s": common.seconds_per_call(
-          lambda: scorer.attribute_means((a, b), region), repeats),
+      "backbone_s": steps["backbone"], "pairs_s": steps["pairs"],
+      "mean_shift_s": steps["mean_shift"] + steps["map_upsampling"],
       "dominant_region_patches": int(region.sum()),
-      "total_s": common.seconds_per_call(lambda: whole(image).map, repeats),
+      "steps_s": steps, "total_s": total,
+      "step_shares": {name: seconds / total for name, seconds in steps.items()},
+      "post_pair_share": sum(steps[name] for name in POST_PAIR_STEPS) / total,
   }
   flops = model_flops(scorer, patches, a, b)
   result.update(model_flops=flops, flop_floor_s=flops / peak,
                 total_over_flop_floor=result["total_s"] / (flops / peak))
+  if not baseline:
+    return result
 
   # The original dense algorithm on the same patches and features.
   graphdef, state = nnx.split(model)
   features = jax.jit(lambda state, x: nnx.merge(graphdef, state).features(x))
   feature_rows = np.concatenate([
-      np.asarray(features(state, batch))[:count]
-      for batch, count in patch_grid.batches(patches, scorer.feature_batch)])
+      np.asarray(features(state, chunk))[:count]
+      for chunk, count in patch_grid.batches(patches, scorer.feature_batch)])
   rows = len(coords) if baseline_rows is None else min(baseline_rows, len(coords))
   start = time.perf_counter()
   dense_pairs(model, feature_rows, rows)
@@ -187,18 +231,26 @@ def main():
                       help="rows of the dense baseline's pair matrix to time")
   parser.add_argument("--ensemble_size", type=int, default=3,
                       help="members of the CPU-config ensemble to time")
+  parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS),
+                      help="what to time: the CPU config, its ensemble, the paper's ResNet-50")
+  parser.add_argument("--no_baseline", action="store_true",
+                      help="skip the dense numpy + scikit-learn original (minutes per config)")
   args = parser.parse_args()
   image = load_image(args.image)
   peak = common.matmul_peak_flops()
-  resnet50 = exif_resnet50.get_config()
-  if jax.default_backend() == "cpu":
-    resnet50.model.dtype = "float32"  # bfloat16 matmuls are emulated on most CPUs.
-  small = cpu.get_config()
   result = {"device": jax.devices()[0].device_kind, "image_shape": list(image.shape),
-            "matmul_peak_flops_per_s": peak,
-            "cpu": measure(small, image, peak, args.repeats),
-            "cpu_ensemble": measure_ensemble(small, image, args.ensemble_size, args.repeats),
-            "exif_resnet50": measure(resnet50, image, peak, args.repeats, args.baseline_rows)}
+            "matmul_peak_flops_per_s": peak}
+  small = cpu.get_config()
+  if "cpu" in args.configs:
+    result["cpu"] = measure(small, image, peak, args.repeats, baseline=not args.no_baseline)
+  if "cpu_ensemble" in args.configs:
+    result["cpu_ensemble"] = measure_ensemble(small, image, args.ensemble_size, args.repeats)
+  if "exif_resnet50" in args.configs:
+    resnet50 = exif_resnet50.get_config()
+    if jax.default_backend() == "cpu":
+      resnet50.model.dtype = "float32"  # bfloat16 matmuls are emulated on most CPUs.
+    result["exif_resnet50"] = measure(resnet50, image, peak, args.repeats, args.baseline_rows,
+                                      not args.no_baseline)
   print(json.dumps(result, indent=1))
 
 

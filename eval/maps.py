@@ -14,7 +14,7 @@ Shift and the exact full-resolution map at the end.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -87,25 +87,81 @@ def consistency_map(consistency: np.ndarray | jax.Array, coords: np.ndarray,
                     kernel: str = "flat", flat_tol: float = 1e-4) -> ConsistencyMap:
   """The paper's merged response map at the input's resolution, oriented high = spliced.
 
-  Mean Shift over the N working-size response maps finds the dominant mode: the map shared by
-  the most patches, i.e. the consistency with the largest region. A mode is a kernel-weighted
-  mean of maps and maps are linear in C's rows, so the same weights on C's rows give the mode's
-  map at full resolution directly, with no resizing. 1 - that map is high where the image
-  disagrees with its largest region. A dominant map whose range is at most `flat_tol` carries
-  no localisation signal.
+  1 - the dominant mode's map (see `dominant_mode`) is high where the image disagrees with its
+  largest region. A dominant map whose range is at most `flat_tol` carries no localisation
+  signal.
   """
-  responses = response_maps(consistency, coords, image_shape, working_shape)
-  points = responses.reshape(responses.shape[0], -1)
+  mode = dominant_mode(consistency, coords, image_shape, working_shape=working_shape,
+                       bandwidth=bandwidth, quantile=quantile, kernel=kernel)
+  dominant = np.asarray(patch_average(mode.row[None], coords, image_shape, image_shape[:2])[0])
+  no_signal = bool(dominant.max() - dominant.min() <= flat_tol)
+  heat = np.zeros_like(dominant) if no_signal else np.clip(1 - dominant, 0, 1)
+  return ConsistencyMap(map=heat, score=float(heat.mean()), no_signal=no_signal,
+                        members=mode.members)
+
+
+class DominantMode(NamedTuple):
+  """row: float32 [N], the mode as a weighted mean of C's rows (its map is that row's patch
+  average); members: bool [N], the patches Mean Shift put in the mode's cluster."""
+  row: jax.Array
+  members: np.ndarray
+
+
+def dominant_mode(consistency: np.ndarray | jax.Array, coords: np.ndarray,
+                  image_shape: Sequence[int], *,
+                  working_shape: Sequence[int] = WORKING_SHAPE,
+                  bandwidth: float | None = None, quantile: float = 0.3,
+                  kernel: str = "flat") -> DominantMode:
+  """Mean Shift over the N working-size response maps: the map shared by the most patches,
+  i.e. the consistency with the largest region.
+
+  Mean Shift needs only distances between maps and means of maps. Maps are linear in C's
+  rows, so it runs on `map_coordinates`, N numbers per patch with the maps' distances, instead
+  of the maps' 4096 pixels; and the same kernel weights on C's rows give the mode's map at any
+  resolution, with no resizing.
+  """
+  check_consistency(consistency, coords)
+  consistency = jnp.asarray(consistency, jnp.float32)
+  points = map_coordinates(consistency, unit_maps(coords, image_shape, working_shape))
   result = mean_shift.mean_shift(points, bandwidth, quantile=quantile, kernel=kernel)
   d2 = jnp.sum((points - result.modes[0])**2, -1)
   weights = mean_shift.kernel_weights(d2, result.bandwidth, kernel)
   weights = weights / jnp.maximum(jnp.sum(weights), 1e-30)
-  mode_row = weights @ jnp.asarray(consistency, jnp.float32)
-  dominant = np.asarray(patch_average(mode_row[None], coords, image_shape, image_shape[:2])[0])
-  no_signal = bool(dominant.max() - dominant.min() <= flat_tol)
-  heat = np.zeros_like(dominant) if no_signal else np.clip(1 - dominant, 0, 1)
-  return ConsistencyMap(map=heat, score=float(heat.mean()), no_signal=no_signal,
-                        members=np.asarray(result.labels) == 0)
+  return DominantMode(row=weights @ consistency, members=np.asarray(result.labels) == 0)
+
+
+def unit_maps(coords: np.ndarray, image_shape: Sequence[int],
+              out_shape: Sequence[int] = WORKING_SHAPE) -> jax.Array:
+  """[N, H * W]: row j is the map of a matrix row that is 1 at patch j and 0 elsewhere, so the
+  response maps are C @ unit_maps."""
+  unit = np.eye(len(coords), dtype=np.float32)
+  return patch_average(unit, coords, image_shape, out_shape).reshape(len(coords), -1)
+
+
+def map_coordinates(consistency: jax.Array, units: jax.Array) -> jax.Array:
+  """[N, N] rows with the Euclidean distances of the response maps C @ units.
+
+  |(c_i - c_j) @ units|^2 is the quadratic form of the Gram matrix G = units @ units.T, so the
+  rows of C @ L with G = L L.T have those distances: L is G's Cholesky factor, or where G is
+  singular (patches at one position) its eigenvectors scaled by the roots of the eigenvalues.
+  """
+  gram, factor = _gram_and_cholesky(units)
+  if not np.isfinite(np.asarray(factor)).all():
+    factor = _eigen_factor(gram)
+  return jnp.matmul(jnp.asarray(consistency, jnp.float32), factor,
+                    precision=jax.lax.Precision.HIGHEST)
+
+
+@jax.jit
+def _gram_and_cholesky(units):
+  gram = jnp.matmul(units, units.T, precision=jax.lax.Precision.HIGHEST)
+  return gram, jnp.linalg.cholesky(gram)
+
+
+@jax.jit
+def _eigen_factor(gram):
+  values, vectors = jnp.linalg.eigh(gram)
+  return vectors * jnp.sqrt(jnp.maximum(values, 0))
 
 
 def check_consistency(consistency, coords) -> None:

@@ -3,8 +3,11 @@
 Same algorithm as scikit-learn with the default seeding (every point is a seed): bandwidth from
 `estimate_bandwidth`'s quantile rule, per-seed climbing until the shift is at most 1e-3 of the
 bandwidth or `max_iter`, near-duplicate modes merged in order of intensity (points within
-bandwidth), each point labelled by its nearest mode. All seeds climb at once inside a
-`lax.while_loop`, so one compilation serves every call with the same shapes.
+bandwidth), each point labelled by its nearest mode. Seeds climb together inside a
+`lax.while_loop`, in rounds of a few iterations: between rounds the seeds still climbing are
+gathered, seeds at one position climb once for all, and the round runs on them alone, padded
+to a power of two, so a few compilations serve every call with the same shapes and most
+iterations cost a fraction of the first.
 
 Differences from scikit-learn, none of which matter for separated clusters: modes with equal
 intensity keep seed order (sklearn breaks ties by comparing coordinates); a Gaussian kernel is
@@ -19,6 +22,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 KERNELS = ("flat", "gaussian")
 # Squared-distance floor relative to the largest squared norm: 40x float32 rounding of the
@@ -26,6 +30,9 @@ KERNELS = ("flat", "gaussian")
 _RELATIVE_FLOOR = 1e-5
 # Absolute floor for identical points: its square is still a normal float32.
 _MIN_BANDWIDTH = 1e-18
+# Climbing iterations before the first compaction of the seeds still climbing; each later
+# round is twice as long as the one before.
+_FIRST_ROUND = 2
 
 
 class MeanShiftResult(NamedTuple):
@@ -68,19 +75,64 @@ def estimate_bandwidth(points: jax.Array, quantile: float = 0.3) -> jax.Array:
   return jnp.mean(jnp.sqrt(nearest[:, -1]))
 
 
-@functools.partial(jax.jit, static_argnames=("quantile", "kernel", "max_iter"))
-def mean_shift(points: jax.Array, bandwidth: float | jax.Array | None = None, *,
+def mean_shift(points: jax.Array | np.ndarray, bandwidth: float | jax.Array | None = None, *,
                quantile: float = 0.3, kernel: str = "flat",
                max_iter: int = 300) -> MeanShiftResult:
   """Modes of `points` [N, D], seeded at every point; see the module docstring."""
+  if kernel not in KERNELS:
+    raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+  x, offset, bandwidth = _prepare(points, bandwidth, quantile=quantile)
+  seeds = np.array(x)
+  active = np.ones(len(seeds), bool)
+  iterations = rounds = 0
+  while active.any() and iterations < max_iter:
+    # Only the seeds still climbing, once per position, padded to a power of two.
+    climbing = np.flatnonzero(active)
+    unique, inverse = _distinct_rows(seeds[climbing])
+    size = _padded_size(len(unique), len(seeds))
+    padded = np.zeros((size, seeds.shape[1]), np.float32)
+    padded[:len(unique)] = unique
+    # Rounds lengthen as fewer seeds climb: each costs a trip to the host.
+    steps = min(_FIRST_ROUND << rounds, max_iter - iterations)
+    moved, still, ran = _climb(x, padded, np.arange(size) < len(unique), bandwidth, steps,
+                               kernel=kernel)
+    seeds[climbing] = np.asarray(moved)[inverse]
+    active[climbing] = np.asarray(still)[inverse]
+    iterations += int(ran)
+    rounds += 1
+  return _modes(x, offset, seeds, bandwidth, iterations)
+
+
+def _padded_size(count: int, total: int) -> int:
+  """The next power of two from 8 up, or all `total` seeds when that is not much more."""
+  return total if count > total // 2 else max(8, 1 << (count - 1).bit_length())
+
+
+def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(distinct rows in order of first occurrence, index of each row among them): seeds at one
+  position climb alike, so one of them climbs for all."""
+  first = {}
+  inverse = np.array([first.setdefault(row.tobytes(), len(first)) for row in rows], np.intp)
+  return rows[np.unique(inverse, return_index=True)[1]], inverse
+
+
+@functools.partial(jax.jit, static_argnames=("quantile",))
+def _prepare(points, bandwidth, *, quantile):
+  """Centred points (distances are translation invariant; centring keeps the matmul expansion
+  accurate), the offset, and the bandwidth raised to its floor."""
   points = jnp.asarray(points, jnp.float32)
-  # Distances are translation invariant; centring keeps the matmul expansion accurate.
   offset = jnp.mean(points, 0)
   x = points - offset
   if bandwidth is None:
     bandwidth = estimate_bandwidth(x, quantile)
   floor = jnp.sqrt(_RELATIVE_FLOOR * jnp.max(jnp.sum(x * x, -1)))
   bandwidth = jnp.maximum(jnp.asarray(bandwidth, jnp.float32), jnp.maximum(floor, _MIN_BANDWIDTH))
+  return x, offset, bandwidth
+
+
+@functools.partial(jax.jit, static_argnames=("kernel",))
+def _climb(x, seeds, active, bandwidth, max_steps, *, kernel):
+  """Up to `max_steps` climbing iterations of the `active` seeds: (seeds, still active, steps)."""
   stop = 1e-3 * bandwidth
 
   def shift(seeds):
@@ -91,7 +143,7 @@ def mean_shift(points: jax.Array, bandwidth: float | jax.Array | None = None, *,
 
   def cond(state):
     _, active, it = state
-    return jnp.any(active) & (it < max_iter)
+    return jnp.any(active) & (it < max_steps)
 
   def body(state):
     seeds, active, it = state
@@ -100,9 +152,12 @@ def mean_shift(points: jax.Array, bandwidth: float | jax.Array | None = None, *,
     # Converged seeds stay put, as each of scikit-learn's seeds stops on its own.
     return (jnp.where(active[:, None], moved, seeds), active & reached & (step > stop), it + 1)
 
-  seeds, _, iterations = jax.lax.while_loop(
-      cond, body, (x, jnp.ones(x.shape[0], bool), jnp.zeros((), jnp.int32)))
+  return jax.lax.while_loop(cond, body, (seeds, active, jnp.zeros((), jnp.int32)))
 
+
+@jax.jit
+def _modes(x, offset, seeds, bandwidth, iterations):
+  """Converged seeds -> modes merged in order of intensity, and each point's nearest mode."""
   intensity = jnp.sum(squared_distances(seeds, x) <= bandwidth**2, 1)
   order = jnp.argsort(-intensity, stable=True)
   seeds, intensity = seeds[order], intensity[order]
@@ -122,4 +177,5 @@ def mean_shift(points: jax.Array, bandwidth: float | jax.Array | None = None, *,
   return MeanShiftResult(
       modes=jnp.where(valid[:, None], modes + offset, 0),
       intensity=jnp.where(valid, intensity[keep], 0),
-      num_modes=num_modes, labels=labels, bandwidth=bandwidth, iterations=iterations)
+      num_modes=num_modes, labels=labels, bandwidth=bandwidth,
+      iterations=jnp.asarray(iterations, jnp.int32))

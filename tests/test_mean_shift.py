@@ -64,10 +64,16 @@ def test_identical_points_form_one_finite_mode(points):
   assert np.isfinite(float(result.bandwidth)) and float(result.bandwidth) > 0
 
 
-def test_compiles_once_per_shape():
-  points = blobs(6)
-  mean_shift.mean_shift(points)
-  before = mean_shift.mean_shift._cache_size()
-  mean_shift.mean_shift(points + 1.0)
-  mean_shift.mean_shift(blobs(7))
-  assert mean_shift.mean_shift._cache_size() == before
+def test_compiles_once_per_shape_and_seed_count():
+  sets = [blobs(seed) for seed in (6, 7)]
+  earlier = mean_shift._climb._cache_size()
+  for points in sets:
+    mean_shift.mean_shift(points)
+  compiled = [step._cache_size() for step in (mean_shift._prepare, mean_shift._climb,
+                                               mean_shift._modes)]
+  for points in sets:
+    mean_shift.mean_shift(points + 1.0)
+  assert [step._cache_size() for step in (mean_shift._prepare, mean_shift._climb,
+                                          mean_shift._modes)] == compiled
+  # Seeds still climbing are padded to powers of two: a few programs per number of points.
+  assert compiled[1] - earlier <= 1 + int(np.log2(len(sets[0])))
