@@ -140,7 +140,7 @@ def localize_one(example: datasets.Example, localizer: localizer_lib.Localizer,
   record: dict[str, Any] = _identity(example)
   try:
     record["sha256"] = image_io.file_sha256(example.image_path, max_pixels)
-    image = image_io.load_image(example.image_path, max_pixels)
+    image = example.load_image(max_pixels)
     mask = example.mask
     result = localizer(image)
   except ValueError as e:
@@ -184,13 +184,17 @@ def _earlier_result(example: datasets.Example, out: pathlib.Path,
 
 def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
         out: pathlib.Path, *, max_pixels: int = files.MAX_PIXELS,
-        title: str = "exif-jax") -> list[dict[str, Any]]:
+        title: str = "exif-jax", input_settings: dict[str, Any] | None = None
+        ) -> list[dict[str, Any]]:
   """Localizes every example not already done in `out`, then writes the summaries.
+
+  `input_settings` (how the examples make their pixels, e.g. a perturbation) are recorded
+  with the model's.
 
   Holds out_folder.locked(out) throughout; raises out_folder.OutError when another run holds
   it or `out` holds results of another model or other options.
   """
-  settings = {**localizer.settings, "max_pixels": max_pixels}
+  settings = {**localizer.settings, "max_pixels": max_pixels, **(input_settings or {})}
   with out_folder.locked(out):
     out_folder.claim(out, settings)
     (out / "results").mkdir(exist_ok=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from absl import app
 from absl import flags
@@ -12,6 +12,8 @@ from eval import datasets
 from eval import localizer as localizer_lib
 from eval import noise_method
 from eval import out_folder
+from eval import perturbations as perturbations_lib
+from eval import robustness
 from exif_jax import checkpointing
 from exif_jax import command
 from exif_jax import files
@@ -40,12 +42,18 @@ MAX_PIXELS = flags.DEFINE_integer(
     lower_bound=1)
 
 
-def run_batch(examples: list[datasets.Example], title: str) -> list[dict[str, Any]]:
-  """batch.run with the flags. --out is checked before the model loads; an --out that cannot
-  take these results (see out_folder) stops the run with one line."""
+def run_batch(examples: list[datasets.Example], title: str,
+              perturbations: Sequence[perturbations_lib.Perturbation] = ()
+              ) -> list[dict[str, Any]]:
+  """batch.run with the flags, or robustness.sweep when `perturbations` are given. --out is
+  checked before the model loads; an --out that cannot take these results (see out_folder)
+  stops the run with one line."""
   try:
     out = out_folder.check(OUT.value)
     localizer = make_localizer()
+    if perturbations:
+      return robustness.sweep(examples, localizer, out, perturbations,
+                              max_pixels=MAX_PIXELS.value, title=title)
     return batch.run(examples, localizer, out, max_pixels=MAX_PIXELS.value, title=title)
   except out_folder.OutError as e:
     raise command.NothingDone(str(e)) from None

@@ -74,9 +74,9 @@ class Example:
             f"{self.image_path} is {image.size[0]}x{image.size[1]}")
       return self.mask_rule(mask)
 
-  def load_image(self) -> np.ndarray:
+  def load_image(self, max_pixels: int = files.MAX_PIXELS) -> np.ndarray:
     """uint8 HxWx3 pixels as stored (no EXIF rotation: camera traces live in that order)."""
-    return image_io.load_image(self.image_path)
+    return image_io.load_image(self.image_path, max_pixels)
 
 
 def _title(loader: Loader) -> str:

@@ -20,6 +20,7 @@ from exif_jax import exif_attrs
 from exif_jax import files
 
 THUMBNAIL = 384
+ROBUSTNESS_CHART = "robustness.png"  # Written by eval.robustness; shown when OUT has it.
 # A perceptual dark-to-bright ramp (black, purple, orange, yellow): high = inconsistent.
 _RAMP = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]],
                  np.float32)
@@ -41,10 +42,14 @@ def thumbnail(pixels: np.ndarray) -> np.ndarray:
   return np.asarray(image)
 
 
+def _data_uri(png: bytes) -> str:
+  return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
 def _png_data_uri(pixels: np.ndarray) -> str:
   buffer = io.BytesIO()
   Image.fromarray(thumbnail(pixels)).save(buffer, format="PNG")
-  return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+  return _data_uri(buffer.getvalue())
 
 
 def _figure(pixels: np.ndarray, caption: str) -> str:
@@ -98,6 +103,17 @@ def _provenance(settings: dict[str, Any]) -> str:
   return f'<p class="settings">{source}; {html.escape(options)}.</p>'
 
 
+def _robustness(out: pathlib.Path) -> str:
+  """The robustness sweep's chart (OUT/robustness.png), when OUT holds one."""
+  chart = out / ROBUSTNESS_CHART
+  if not chart.is_file():
+    return ""
+  return (f'<section id="robustness"><h2>Robustness</h2><p>Metrics of the same inputs '
+          f'post-processed at each level (robustness.json; each level\'s maps in perturb/).</p>'
+          f'<img class="chart" src="{_data_uri(chart.read_bytes())}" alt="robustness chart">'
+          f'</section>')
+
+
 def write(out: pathlib.Path, records: Sequence[dict[str, Any]], title: str,
           settings: dict[str, Any]) -> pathlib.Path:
   """Writes OUT/report.html: an index sorted by score, then one section per image.
@@ -118,6 +134,7 @@ table {{ border-collapse: collapse; }} td, th {{ padding: 2px 12px; border-botto
 .panels {{ display: flex; flex-wrap: wrap; gap: 8px; }}
 figure {{ margin: 0; }} figcaption {{ font-size: 90%; color: #444; }}
 img {{ max-width: {THUMBNAIL}px; border: 1px solid #ccc; }}
+img.chart {{ max-width: 100%; }}
 .error {{ color: #a00; }} .image {{ color: #666; font-size: 90%; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
@@ -126,6 +143,7 @@ map's range (printed under it); the mask is the map above 0.5. Score = mean of t
 0.5 the image is called spliced.</p>
 {_provenance(settings)}
 <table><tr><th>image</th><th>score</th><th>verdict</th></tr>{rows}</table>
+{_robustness(out)}
 {"".join(_section(out, r) for r in ranked)}
 </body></html>
 """

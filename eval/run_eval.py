@@ -2,7 +2,10 @@
 or --dataset NAME --data_dir DIR (columbia, dso1, korus, in_the_wild, hays, folder).
 
 Writes OUT/maps/<stem>.npy and .png, OUT/scores.csv, OUT/metrics.json (when masks are known),
-OUT/report.html and OUT/attr_maps/<stem>.npz. Rerunning skips images already done (and is
+OUT/report.html and OUT/attr_maps/<stem>.npz. With --perturb (e.g. --perturb jpeg=95,75,50
+--perturb resize=0.75,0.5 --perturb blur=1,2) every input is also evaluated post-processed at
+each level, into OUT/perturb/<kind>-<level>/, and OUT/robustness.json tabulates the metrics of
+every level (charted in the report). Rerunning skips images already done (and is
 refused when the model or options changed); an image that cannot be read is reported and
 skipped.
 """
@@ -16,6 +19,7 @@ from data_prep import photos
 from eval import batch
 from eval import cli_common
 from eval import datasets
+from eval import perturbations
 from exif_jax import command
 
 # --help lists the shared evaluation flags (--checkpoint, --out, ...) too.
@@ -25,6 +29,12 @@ _IMAGES = flags.DEFINE_string("images", None, "Folder of images (with --masks: a
 _MASKS = flags.DEFINE_string("masks", None, "Folder of masks matched to --images by stem.")
 _DATASET = flags.DEFINE_enum("dataset", None, list(datasets.DATASETS), "Benchmark layout.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "The benchmark's folder, as downloaded.")
+_PERTURB = flags.DEFINE_multi_string(
+    "perturb", [], "KIND=LEVEL,LEVEL,...: also evaluate every input post-processed at each "
+    "level, into OUT/perturb/KIND-LEVEL/, with the table in OUT/robustness.json. KIND: jpeg "
+    "(re-encode at quality 1-100), resize (scale factor in (0, 1); the mask follows), blur "
+    "(Gaussian sigma in px). Repeat the flag for each kind; needs ground truth (--masks or "
+    "--dataset).")
 
 
 def _examples() -> list[datasets.Example]:
@@ -45,12 +55,19 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:
+    sweep = perturbations.parse(_PERTURB.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  if sweep and not (_MASKS.value or _DATASET.value):
+    raise app.UsageError("--perturb compares metrics: give --masks or --dataset")
+  try:
     examples = _examples()
   except datasets.LayoutError as e:
     raise command.NothingDone(str(e)) from None
-  records = cli_common.run_batch(examples, "exif-jax evaluation")
+  records = cli_common.run_batch(examples, "exif-jax evaluation", sweep)
   status = cli_common.exit_status(records)
-  print(f"{len(records)} images -> {photos.display_name(cli_common.OUT.value)}")
+  levels = f" at {len(sweep) + 1} levels" if sweep else ""
+  print(f"{len(examples)} images{levels} -> {photos.display_name(cli_common.OUT.value)}")
   return status
 
 

@@ -157,17 +157,18 @@ def apply(pixels: np.ndarray, params: np.ndarray, rng: np.random.Generator,
   for op in sorted(range(NUM_OPS), key=u_order.__getitem__):  # A uniform random order.
     value = options.sets[op][params[op]]
     if op == JPEG and value:
-      image = _rejpeg(image, value)
+      image = rejpeg(image, value)
     elif op == BLUR and value:
-      image = _blur(image, value)
+      image = blur(image, value)
     elif op == RESIZE and side != options.patch_size:
       interpolations = options.resize_interpolations
       name = interpolations[int(u_interpolation * len(interpolations))]
-      image = _resize(image, options.patch_size, INTERPOLATIONS[name])
+      image = resize(image, (options.patch_size,) * 2, INTERPOLATIONS[name])
   return image
 
 
-def _rejpeg(image: np.ndarray, quality: int) -> np.ndarray:
+def rejpeg(image: np.ndarray, quality: int) -> np.ndarray:
+  """uint8 RGB re-encoded as a JPEG of `quality` (1-100) and decoded."""
   # OpenCV encodes BGR: swapped channels would put the wrong colours in luma and chroma.
   _, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                             (cv2.IMWRITE_JPEG_QUALITY, int(quality)))
@@ -180,16 +181,18 @@ def _gaussian_kernel(sigma: float) -> np.ndarray:
   return cv2.getGaussianKernel(2 * round(3 * sigma) + 1, sigma)
 
 
-def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+def blur(image: np.ndarray, sigma: float) -> np.ndarray:
+  """uint8 RGB blurred by a Gaussian of `sigma` px."""
   # The Gaussian of cv2.GaussianBlur (up to rounding), 1.5-4x faster than its bit-exact uint8
   # path. Borders reflect (BORDER_REFLECT_101) inside the region.
   kernel = _gaussian_kernel(sigma)
   return cv2.sepFilter2D(image, -1, kernel, kernel)
 
 
-def _resize(image: np.ndarray, size: int, interpolation: int) -> np.ndarray:
+def resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+  """uint8 RGB resampled to size (width, height) with an INTERPOLATIONS value."""
   if interpolation != cv2.INTER_LANCZOS4:
-    return cv2.resize(image, (size, size), interpolation=interpolation)
+    return cv2.resize(image, size, interpolation=interpolation)
   # OpenCV's uint8 Lanczos is twice as slow as going through float32 (same up to rounding).
-  resized = cv2.resize(image.astype(np.float32), (size, size), interpolation=interpolation)
+  resized = cv2.resize(image.astype(np.float32), size, interpolation=interpolation)
   return np.clip(np.rint(resized, out=resized), 0, 255, out=resized).astype(np.uint8)

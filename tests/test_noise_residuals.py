@@ -50,7 +50,7 @@ def test_rejpeg_grid_shows_in_the_residual(photos_dir):
   # The camera's own grid sits 4 columns off the patch's, so mid-block columns are its edges.
   assert boundary_ratio(residual[..., ROW_RESIDUAL]) < 0.8
   # Re-JPEG as training does: the patch's own grid now dominates.
-  recompressed = residuals_of(augment._rejpeg(patch, 70))  # pylint: disable=protected-access
+  recompressed = residuals_of(augment.rejpeg(patch, 70))
   assert boundary_ratio(recompressed[..., ROW_RESIDUAL]) > 2.0
 
 
