@@ -110,28 +110,15 @@ def load_photo(path: str, options: PrepOptions) -> Photo | Skipped:
     return Skipped(source, str(e))
 
 
-def max_file_bytes(max_pixels: int) -> int:
-  """The largest file read: an uncompressed 8-bit RGB image at the pixel limit plus 16 MiB of
-  metadata, far above any camera file; a sparse or padded file of gigabytes is not read."""
-  return 3 * max_pixels + 2**24
-
-
-def check_file_size(size: int, max_pixels: int) -> None:
-  """ValueError for a file over max_file_bytes(max_pixels), before any of it is read."""
-  if size > max_file_bytes(max_pixels):
-    raise ValueError(f"file too large: {size} bytes > {max_file_bytes(max_pixels)} "
-                     "(3 bytes per pixel of max_pixels)")
-
-
 def read_file(path: str, max_pixels: int) -> bytes:
   """The file's bytes, or ValueError with a one-line reason; never blocks on a pipe and never
-  reads more than max_file_bytes(max_pixels)."""
+  reads more than files.max_file_bytes(max_pixels)."""
   try:
     if "://" not in path:
       info = os.stat(path)
       if not stat.S_ISREG(info.st_mode):
         raise ValueError("not a regular file")
-      check_file_size(info.st_size, max_pixels)
+      files.check_file_size(info.st_size, max_pixels)
     return epath.Path(path).read_bytes()
   except OSError as e:
     raise ValueError(f"unreadable file: {e.strerror or e}") from None

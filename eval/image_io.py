@@ -15,7 +15,6 @@ import stat
 import numpy as np
 from PIL import Image
 
-from data_prep import photos as photo_inputs
 from exif_jax import files
 from exif_jax import jpeg_scan
 
@@ -51,7 +50,7 @@ def check_file(path: pathlib.Path, max_pixels: int) -> None:
     raise ValueError("not a regular file")
   if not info.st_size:
     raise ValueError("empty file")
-  photo_inputs.check_file_size(info.st_size, max_pixels)
+  files.check_file_size(info.st_size, max_pixels)
 
 
 def file_sha256(path: str | os.PathLike, max_pixels: int = files.MAX_PIXELS) -> str:

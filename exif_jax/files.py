@@ -1,5 +1,5 @@
-"""Files every part of the system reads or writes: which names are images, the largest image it
-decodes, and writes that a reader, or a rerun after a kill, never sees half done."""
+"""Files every part of the system reads or writes: which names are images, the largest image and
+file it reads, and writes that a reader, or a rerun after a kill, never sees half done."""
 
 from __future__ import annotations
 
@@ -19,6 +19,19 @@ IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".tif", ".tiff", ".webp", ".bmp"})
 # 12000x10000: larger than any camera, smaller than a decompression bomb.
 MAX_PIXELS = 120_000_000
+
+
+def max_file_bytes(max_pixels: int) -> int:
+  """The largest file read: an uncompressed 8-bit RGB image at the pixel limit plus 16 MiB of
+  metadata, far above any camera file; a sparse or padded file of gigabytes is not read."""
+  return 3 * max_pixels + 2**24
+
+
+def check_file_size(size: int, max_pixels: int) -> None:
+  """ValueError for a file over max_file_bytes(max_pixels), before any of it is read."""
+  if size > max_file_bytes(max_pixels):
+    raise ValueError(f"file too large: {size} bytes > {max_file_bytes(max_pixels)} "
+                     "(3 bytes per pixel of max_pixels)")
 
 
 def temporary_path(path: epath.Path) -> epath.Path:

@@ -16,7 +16,6 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from data_prep import photos as photo_inputs
 from exif_jax import files
 
 _ARTIST, _DESCRIPTION, _ORIENTATION, _SOFTWARE = 0x013B, 0x010E, 0x0112, 0x0131
@@ -110,7 +109,7 @@ def make_corpus(folder: pathlib.Path, goods: list[pathlib.Path]) -> dict[str, Ex
   # its data ends long before; decoding it would cost the declared size.
   add("declared_larger.jpg", lambda p: p.write_bytes(jpeg_with_declared_size(
       goods[0], 10000, 10000)), "truncated", "truncated")
-  add("sparse_huge.jpg", lambda p: _sparse_file(p, small, photo_inputs.max_file_bytes(
+  add("sparse_huge.jpg", lambda p: _sparse_file(p, small, files.max_file_bytes(
       files.MAX_PIXELS) + 1), "file too large", "file too large")
   add("duplicate.jpg", lambda p: shutil.copy(goods[0], p), "duplicate of", None)
   add("missing_target.jpg", lambda p: p.symlink_to(folder / "nowhere.jpg"),
