@@ -40,6 +40,7 @@ from eval import localizer as localizer_lib
 from eval import metrics as metrics_lib
 from eval import out_folder
 from eval import report
+from exif_jax import ctrl_c
 from exif_jax import files
 
 THRESHOLD = 0.5  # Score above which an image is called spliced.
@@ -203,6 +204,7 @@ def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
     logging.info("%d of %d images to do (%d already done)", len(todo), len(examples),
                  len(examples) - len(todo))
     for i in tqdm(todo, desc="localize", unit="image"):
+      ctrl_c.raise_if_pressed()
       records[i] = localize_one(examples[i], localizer, out, max_pixels)
       files.write_json(out / "results" / f"{records[i]['stem']}.json", records[i])
     summarize(examples, records, out, title, settings)

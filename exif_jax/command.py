@@ -20,6 +20,8 @@ from absl import flags
 from absl import logging as absl_logging
 from tqdm import tqdm
 
+from exif_jax import ctrl_c
+
 OK = 0
 SOME_SKIPPED = 1
 USAGE_OR_NOTHING_DONE = 2
@@ -98,6 +100,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 def _run_main(main: Callable[[list[str]], int | None], argv: list[str]) -> int | None:
   if not flags.FLAGS["verbosity"].present:
     _hide_library_logs()
+  ctrl_c.install()
   try:
     return main(argv)
   except app.UsageError as e:

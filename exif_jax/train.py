@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from exif_jax import augment
 from exif_jax import checkpointing
+from exif_jax import ctrl_c
 from exif_jax import exif_attrs
 from exif_jax import input_pipeline
 from exif_jax import metrics_writer
@@ -371,6 +372,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
           _Monitor(config, start, writer, mngr) as monitor):
       unchecked = None
       for step in range(start + 1, steps + 1):
+        ctrl_c.raise_if_pressed()
         state, metrics = train_step(state, sharding.global_batch(next(train_iter), mesh))
         if unchecked:
           monitor.step_done(*unchecked)

@@ -286,6 +286,30 @@ def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path):
   assert sorted(results(out)) == sorted(p.name for p in CAMERA[:6])
 
 
+LOST_CTRL_C = """
+import gc, signal
+from exif_jax import ctrl_c
+ctrl_c.install()
+def press(phase, info):
+  gc.callbacks.remove(press)
+  signal.raise_signal(signal.SIGINT)  # Its KeyboardInterrupt is raised, and dropped, in here.
+gc.callbacks.append(press)
+gc.collect()
+print("went on")
+try:
+  ctrl_c.raise_if_pressed()
+except KeyboardInterrupt:
+  print("stopped")
+"""
+
+
+def test_a_ctrl_c_dropped_in_a_gc_callback_still_stops_the_loop_quietly():
+  """JAX's gc callback can swallow the KeyboardInterrupt of a Ctrl-C: the loops still stop."""
+  result = subprocess.run([sys.executable, "-c", LOST_CTRL_C], cwd=REPO, capture_output=True,
+                          text=True, check=False)
+  assert (result.returncode, result.stdout, result.stderr) == (0, "went on\nstopped\n", "")
+
+
 def test_ctrl_c_stops_prep_with_one_line_and_the_same_command_resumes(tmp_path):
   out = tmp_path / "shards"
   command = [sys.executable, "-m", "data_prep", f"--photos={FIXTURES / 'photos'}",
