@@ -2,17 +2,20 @@
 # Retrains the bundled model and measures it:
 #   bash scripts/train_bundled_model.sh [PHOTOS] [WORK] [CONFIG] [--config.FIELD=VALUE ...]
 #
-# prep (7 camera models held out) -> stage 1 (CONFIG, configs/cpu.py by default) -> stage 2
-# -> model-only export -> synthetic splices between the held-out cameras -> eval on them and
-# on the spliced fixture with its mask beside its camera original. Overrides after CONFIG apply
-# to both stages (stage 2 keeps its own steps, warm-up and pairs). To ship the result:
+# prep (the camera models of scripts/val_models.txt held out) -> stage 1 (CONFIG,
+# configs/cpu.py by default) -> stage 2 -> model-only export -> synthetic splices between the
+# held-out cameras -> eval on them and on the spliced fixture with its mask beside its camera
+# original. Overrides after CONFIG apply to both stages (stage 2 keeps its own steps, warm-up
+# and pairs). To ship the result:
 #   rm -r exif_jax/bundled_model && cp -r WORK/bundled_model exif_jax/bundled_model
+# The tampered fixture is read from FIXTURES (default: the fixtures folder beside PHOTOS).
 set -euo pipefail
 PHOTOS=${1:-../shared/data/photos}
 WORK=$(realpath -m "${2:-workdirs/bundled}")
 CONFIG=${3:-configs/cpu.py}
 OVERRIDES=("${@:4}")
-VAL_MODELS="PhotoPC 3100Z,PV-SD4090,PENTAX *ist DL,KODAK DC280 ZOOM DIGITAL CAMERA,Photosmart M417,Canon EOS DIGITAL REBEL XT,COOLPIX S3100"
+VAL_MODELS=$(paste -sd, "$(dirname "$0")/val_models.txt")
+FIXTURES=${FIXTURES:-$(dirname "$PHOTOS")/fixtures}
 
 python -m data_prep --photos "$PHOTOS" --out "$WORK/shards" --val_models "$VAL_MODELS"
 python -m exif_jax.main --config "$CONFIG" --workdir "$WORK/stage1" \
@@ -32,7 +35,7 @@ python -m eval.run_eval --checkpoint "$WORK/bundled_model" --images "$WORK/val_s
 cat "$WORK/eval_val_splices/metrics.json"
 python -m eval.chance "$WORK/val_splices/images" "$WORK/val_splices/masks"
 
-TAMPERED=$(realpath "$(dirname "$PHOTOS")/fixtures/tampered")
+TAMPERED=$(realpath "$FIXTURES/tampered")
 mkdir -p "$WORK/fixtures/images" "$WORK/fixtures/masks"
 ln -sf "$TAMPERED/yorkin_test1_fake.tiff" "$WORK/fixtures/images/yorkin_test1.tiff"
 ln -sf "$TAMPERED/yorkin_test1_original.jpg" "$WORK/fixtures/images/yorkin_test1_original.jpg"
