@@ -40,7 +40,9 @@ def base_config() -> ml_collections.ConfigDict:
   """Every field a training run reads, with paper defaults; experiment configs override."""
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.stage = "exif"  # "exif": stage 1 (83 attributes); "classifier": stage 2.
+  # "exif": stage 1 (83 attributes); "classifier": stage 2; "image_consistency",
+  # "camera_classification": the paper's baselines (exif_jax/stages.py).
+  config.stage = "exif"
   config.init_from = ""  # Stage 2: the stage-1 workdir (or checkpoint) to start from.
   config.distributed = False  # Call jax.distributed.initialize() (multi-host).
   # Persistent XLA compilation cache: a restarted run skips compiling. "" turns it off.

@@ -1,4 +1,5 @@
-"""Training: stage 1 learns 83 "same or not" attributes; stage 2 the same-image classifier.
+"""Training: stage 1 learns 83 "same or not" attributes, stage 2 the same-image classifier, or
+one of the paper's baselines (each stage's parameters and loss: exif_jax/stages.py).
 
 `train_and_evaluate(config, workdir)` is the whole run: set-up, restore (a killed run resumes
 exactly: model, optimizer, step and data iterator come back together), the jitted data-parallel
@@ -33,6 +34,7 @@ from exif_jax import metrics_writer
 from exif_jax import models
 from exif_jax import sharding
 from exif_jax import stages
+
 
 def with_derived_fields(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A copy of the run config with the fields that follow from the others filled in.

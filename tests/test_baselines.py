@@ -3,8 +3,6 @@ shards with their tiny configs, evaluated through the eval output contract, and 
 the noise method by eval.paper_table."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,15 +21,9 @@ from exif_jax import checkpointing
 from exif_jax import records
 from exif_jax import stages
 from exif_jax import train
+from test_run_eval import run_module
 
 EXAMPLES = REPO / "examples"  # 4 splices and 2 authentic images, with masks.
-
-
-def run_module(module, *args, status=0):
-  result = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
-                          capture_output=True, text=True, check=False)
-  assert result.returncode == status, result.stderr[-3000:]
-  return result
 
 
 def train_baseline(config_file, shards, workdir):
