@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import ml_collections
 
 from exif_jax import models
@@ -38,7 +40,9 @@ def base_config() -> ml_collections.ConfigDict:
   """Every field a training run reads, with paper defaults; experiment configs override."""
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.stage = "exif"  # "exif": stage 1 (83 attributes); "classifier": stage 2.
+  # "exif": stage 1 (83 attributes); "classifier": stage 2; "image_consistency",
+  # "camera_classification": the paper's baselines (exif_jax/stages.py).
+  config.stage = "exif"
   config.init_from = ""  # Stage 2: the stage-1 workdir (or checkpoint) to start from.
   config.distributed = False  # Call jax.distributed.initialize() (multi-host).
   # Persistent XLA compilation cache: a restarted run skips compiling. "" turns it off.
@@ -68,4 +72,21 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval.num_batches = 50
   config.eval.batch_size = 128
   config.eval.seed = 1  # Fixed: every evaluation sees the same validation pairs.
+  return config
+
+
+BASES = ("exif_resnet50", "cpu", "tiny")
+
+
+def baseline_config(stage: str, base: str) -> ml_collections.ConfigDict:
+  """A baseline of the paper (4.2) trained as configs/<base>.py trains the EXIF model: the same
+  network, data and schedule, its own stage, and no auxiliary head (the baselines have none).
+
+  `base` comes after the config file's name: --config configs/image_consistency.py:cpu.
+  """
+  if base not in BASES:
+    raise ValueError(f"baseline config base {base!r}: expected one of {BASES}")
+  config = importlib.import_module(f"configs.{base}").get_config()
+  config.stage = stage
+  config.train.post_processing_weight = 0.0
   return config

@@ -8,6 +8,7 @@ from absl import app
 from absl import flags
 
 from eval import batch
+from eval import camera_classifier
 from eval import datasets
 from eval import localizer as localizer_lib
 from eval import noise_method
@@ -65,7 +66,10 @@ def exit_status(records: list[dict[str, Any]]) -> int:
   return command.exit_status(len(records) - skipped, skipped)
 
 
-def make_localizer() -> localizer_lib.Localizer | noise_method.NoiseLocalizer:
+def make_localizer() -> (localizer_lib.Localizer | noise_method.NoiseLocalizer
+                          | camera_classifier.CameraLocalizer):
+  """The method of --method, or that of the checkpoints' training stage: a camera classifier
+  maps the patches that predict another camera than most; the others the consistency map."""
   if METHOD.value == "noise":
     if CHECKPOINT.value or NCUTS.value:
       raise app.UsageError("--method noise uses no model: drop --checkpoint and --ncuts")
@@ -80,11 +84,18 @@ def make_localizer() -> localizer_lib.Localizer | noise_method.NoiseLocalizer:
       checkpointing.check_compatible(config.to_dict(), configs[0])
     except ValueError as e:
       raise command.NothingDone(f"{path}: cannot average with {paths[0]}: {e}") from None
+  stage = configs[0].get("stage")
+  if stage == "camera_classification" and NCUTS.value:
+    raise app.UsageError("a camera classifier gives no consistency matrix: drop --ncuts")
+  # The image-consistency network's 83 head outputs are hidden units, not attributes.
   options = localizer_lib.Options(
       num_patches=NUM_PATCHES.value, stride=STRIDE.value, ncuts=NCUTS.value,
-      attribute_maps=ATTR_MAPS.value, pair_memory_bytes=PAIR_MEMORY_MB.value * 2**20)
+      attribute_maps=ATTR_MAPS.value and stage != "image_consistency",
+      pair_memory_bytes=PAIR_MEMORY_MB.value * 2**20)
   try:
     models = [checkpointing.restore(path) for path in paths]
   except checkpointing.CheckpointError as e:
     raise command.NothingDone(str(e)) from None
+  if stage == "camera_classification":
+    return camera_classifier.CameraLocalizer(models, options)
   return localizer_lib.Localizer(models, options)

@@ -48,7 +48,7 @@ _RESULT_OPTIONS = ("num_patches", "stride", "ncuts", "attribute_maps", "attribut
                    "num_separating")
 
 
-def _state_sha256(models: Sequence[nnx.Module]) -> str:
+def state_sha256(models: Sequence[nnx.Module]) -> str:
   """Identifies the weights (and batch-norm statistics) behind a set of maps; for an ensemble,
   the members in order."""
   digest = hashlib.sha256()
@@ -69,7 +69,7 @@ class Localizer:
     self.consistency = consistency_lib.ConsistencyModel(
         models, pair_memory_bytes=options.pair_memory_bytes)
     self.options = options
-    self.settings = {"model_sha256": _state_sha256(models), **{
+    self.settings = {"model_sha256": state_sha256(models), **{
         name: getattr(options, name) for name in _RESULT_OPTIONS}}
     if len(models) > 1:
       self.settings["ensemble_size"] = len(models)

@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 
 from exif_jax import augment
+from exif_jax import camera_labels
 from exif_jax import exif_attrs
 from exif_jax import records
 
@@ -201,12 +202,16 @@ class MakeBatch:
   """
 
   def __init__(self, sampler: PairSampler, patch_files: Sequence[str],
-               options: augment.Options, name_codes: np.ndarray | None = None):
+               options: augment.Options, name_codes: np.ndarray | None = None,
+               camera_codes: np.ndarray | None = None):
     self.sampler = sampler
     self.options = options
     # [photos, named tags]: each photo's class (`_name_codes`), -1 none; no tags by default.
     self.name_codes = (np.empty((len(sampler.codes), 0), np.int32) if name_codes is None
                        else name_codes)
+    # [photos]: each photo's camera class (camera_labels.camera_codes), -1 none (default).
+    self.camera_codes = (np.full(len(sampler.codes), -1, np.int32) if camera_codes is None
+                         else camera_codes)
     # Pickled into each worker process without open readers; each reopens its files lazily.
     self.source = grain.sources.ArrayRecordDataSource(list(patch_files))
 
@@ -229,6 +234,9 @@ class MakeBatch:
         # Each patch's photo's class for each named EXIF tag (-1: not named).
         "named_a": self.name_codes[photos_a],
         "named_b": self.name_codes[photos_b],
+        # Each patch's photo's camera class (-1: none).
+        "camera_a": self.camera_codes[photos_a],
+        "camera_b": self.camera_codes[photos_b],
     }
     batch["labels"][:, :exif_attrs.NUM_EXIF] = self.sampler.exif_labels(photos_a, photos_b)
     for row, (index, pair) in enumerate(zip(indices, pairs)):
@@ -286,7 +294,8 @@ def create_dataset(config: ml_collections.ConfigDict, split: str, *, seed: int,
                         same_image_fraction=data.same_image_fraction,
                         min_photos_per_value=data.min_photos_per_value)
   make_batch = MakeBatch(sampler, patch_files, augment.Options.from_config(data),
-                         _name_codes(config, split, photos))
+                         _name_codes(config, split, photos),
+                         camera_labels.camera_codes(photos, config.model.get("camera_names", ())))
   batch_size = global_batch_size // process_count
   dataset = (grain.MapDataset.range(NUM_PAIRS).batch(batch_size, drop_remainder=True)
              [process_index::process_count].map(make_batch))

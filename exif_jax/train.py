@@ -1,4 +1,5 @@
-"""Training: stage 1 learns 83 "same or not" attributes; stage 2 the same-image classifier.
+"""Training: stage 1 learns 83 "same or not" attributes, stage 2 the same-image classifier, or
+one of the paper's baselines (each stage's parameters and loss: exif_jax/stages.py).
 
 `train_and_evaluate(config, workdir)` is the whole run: set-up, restore (a killed run resumes
 exactly: model, optimizer, step and data iterator come back together), the jitted data-parallel
@@ -24,6 +25,7 @@ from sklearn import metrics
 from tqdm import tqdm
 
 from exif_jax import augment
+from exif_jax import camera_labels
 from exif_jax import checkpointing
 from exif_jax import ctrl_c
 from exif_jax import exif_attrs
@@ -31,26 +33,30 @@ from exif_jax import input_pipeline
 from exif_jax import metrics_writer
 from exif_jax import models
 from exif_jax import sharding
-
-STAGES = ("exif", "classifier")
+from exif_jax import stages
 
 
 def with_derived_fields(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A copy of the run config with the fields that follow from the others filled in.
 
   model.post_processing_classes: the member counts of config.data's post-processing sets
-  when train.post_processing_weight > 0 (the auxiliary head), () otherwise. Checkpoints save
-  the copy, so `checkpointing.restore` rebuilds the model without the data config.
+  when train.post_processing_weight > 0 (the auxiliary head), () otherwise.
+  model.camera_names: stage camera_classification's classes, the training photos' cameras
+  (camera_labels.training_cameras), () in the other stages. Checkpoints save the copy, so
+  `checkpointing.restore` rebuilds the model without the data config.
   """
   derived = config.copy_and_resolve_references()
-  classes = (augment.Options.from_config(config.data).set_sizes
-             if config.train.post_processing_weight > 0 else ())
-  given = tuple(config.model.post_processing_classes)
-  if given and given != classes:
-    raise ValueError(f"config.model.post_processing_classes={given}: derived from "
-                     "config.data and config.train.post_processing_weight, which give "
-                     f"{classes}; leave it unset")
-  derived.model.post_processing_classes = classes
+  fields = {
+      "post_processing_classes": (augment.Options.from_config(config.data).set_sizes
+                                  if config.train.post_processing_weight > 0 else ()),
+      "camera_names": (camera_labels.training_cameras(config.data)
+                       if config.stage == "camera_classification" else ())}
+  for name, value in fields.items():
+    given = tuple(config.model[name])
+    if given and given != value:
+      raise ValueError(f"config.model.{name}={given}: derived from the data and the stage, "
+                       f"which give {value}; leave it unset")
+    derived.model[name] = value
   return derived
 
 
@@ -58,13 +64,6 @@ def create_model(config: ml_collections.ConfigDict) -> models.ExifConsistencyMod
   # rbg keys: threefry initialisation is slow to compile on CPU.
   rngs = nnx.Rngs(jax.random.key(config.seed, impl="rbg"))
   return models.ExifConsistencyModel(with_derived_fields(config).model, rngs=rngs)
-
-
-def trainable(stage: str) -> nnx.filterlib.Filter:
-  """Stage 1 trains everything; stage 2 only the classifier, on frozen stage-1 outputs."""
-  if stage == "exif":
-    return nnx.Param
-  return nnx.All(nnx.Param, nnx.PathContains("classifier"))
 
 
 def learning_rate(config: ml_collections.ConfigDict) -> optax.Schedule:
@@ -88,7 +87,7 @@ def create_train_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mes
   def init():
     model = create_model(config)
     return model, nnx.Optimizer(model, optax.adam(learning_rate(config)),
-                                wrt=trainable(config.stage))
+                                wrt=stages.trainable(config.stage))
 
   graphdef, _ = nnx.split(nnx.eval_shape(init))
   state = jax.jit(lambda: nnx.state(init()), out_shardings=sharding.replicated(mesh))()
@@ -104,6 +103,7 @@ def random_batch(config: ml_collections.ConfigDict, batch_size: int, seed: int =
   members = augment.Options.from_config(config.data).set_sizes
   classes = config.model.named_exif_classes
   named_shape = (batch_size, len(config.model.named_exif_tags))
+  cameras = max(1, len(config.model.camera_names))
   return {"patch_a": rng.integers(0, 256, patch_shape, np.uint8),
           "patch_b": rng.integers(0, 256, patch_shape, np.uint8),
           "labels": rng.integers(-1, 2, (batch_size, exif_attrs.NUM_ATTRIBUTES), np.int8),
@@ -111,74 +111,9 @@ def random_batch(config: ml_collections.ConfigDict, batch_size: int, seed: int =
           "post_a": rng.integers(0, members, (batch_size, len(members)), np.int8),
           "post_b": rng.integers(0, members, (batch_size, len(members)), np.int8),
           "named_a": rng.integers(-1, classes, named_shape, np.int32),
-          "named_b": rng.integers(-1, classes, named_shape, np.int32)}
-
-
-def _column_labels(batch: dict[str, jax.Array], stage: str) -> jax.Array:
-  """int32 [B, columns]: the 83 attribute labels (stage 1) or same_image (stage 2)."""
-  if stage == "exif":
-    return batch["labels"].astype(jnp.int32)
-  return batch["same_image"].astype(jnp.int32)[:, None]
-
-
-def _masked_mean(losses: jax.Array, known: jax.Array) -> jax.Array:
-  """Mean of `losses` where `known` (labels -1 carry no loss); 0 when nothing is known."""
-  return jnp.sum(jnp.where(known, losses, 0.0)) / jnp.maximum(jnp.sum(known), 1)
-
-
-def post_processing_loss(model: models.ExifConsistencyModel, f_a: jax.Array, f_b: jax.Array,
-                         batch: dict[str, jax.Array]) -> jax.Array:
-  """Softmax cross-entropy of each patch's own post-processing members, mean over ops.
-
-  "Same or not" gives no gradient towards noticing blur or resampling in one patch until the
-  other patch's feature already encodes it; naming each patch's own parameters does.
-  """
-  logits = model.post_processing_logits(jnp.concatenate([f_a, f_b]))
-  members = jnp.concatenate([batch["post_a"], batch["post_b"]]).astype(jnp.int32)
-  return jnp.mean(jnp.stack([
-      optax.softmax_cross_entropy_with_integer_labels(op_logits, members[:, op]).mean()
-      for op, op_logits in enumerate(logits)]))
-
-
-def named_exif_loss(model: models.ExifConsistencyModel, f_a: jax.Array, f_b: jax.Array,
-                    batch: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Softmax cross-entropy of each patch's photo's class for each named EXIF tag, over the
-  patches whose photo has one; and the predicted and true classes [2B, tags].
-
-  A pair label says only whether two photos share a make; naming it gives every patch a
-  target of its own, with the classes shared across the camera models of a make.
-  """
-  logits = model.exif_naming_logits(jnp.concatenate([f_a, f_b]))
-  classes = jnp.concatenate([batch["named_a"], batch["named_b"]]).astype(jnp.int32)
-  losses = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(classes, 0))
-  return _masked_mean(losses, classes >= 0), {"named_predicted": jnp.argmax(logits, axis=-1), "named_classes": classes}
-
-
-def loss_and_outputs(model: models.ExifConsistencyModel, batch: dict[str, jax.Array],
-                     config: ml_collections.ConfigDict
-                     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Masked sigmoid cross-entropy (label -1 = unknown: no loss), and the outputs evaluation
-  reads: logits and labels per column, and with the EXIF naming head its classes.
-
-  Stage 1 adds the auxiliary losses of the heads the model has.
-  """
-  f_a, f_b = model.pair_features(batch["patch_a"], batch["patch_b"])
-  exif_logits = model.head_logits(f_a, f_b)
-  if config.stage == "exif":
-    logits = exif_logits
-  else:
-    logits = model.consistency_logit(jax.lax.stop_gradient(exif_logits))[:, None]
-  labels = _column_labels(batch, config.stage)
-  losses = optax.sigmoid_binary_cross_entropy(logits, jnp.maximum(labels, 0).astype(jnp.float32))
-  loss = _masked_mean(losses, labels >= 0)
-  outputs = {"logits": logits, "labels": labels}
-  if config.stage == "exif" and model.post_processing is not None:
-    loss += config.train.post_processing_weight * post_processing_loss(model, f_a, f_b, batch)
-  if config.stage == "exif" and model.exif_naming is not None:
-    naming_loss, naming = named_exif_loss(model, f_a, f_b, batch)
-    loss += config.train.named_exif_weight * naming_loss
-    outputs.update(naming)
-  return loss, outputs
+          "named_b": rng.integers(-1, classes, named_shape, np.int32),
+          "camera_a": rng.integers(-1, cameras, (batch_size,), np.int32),
+          "camera_b": rng.integers(-1, cameras, (batch_size,), np.int32)}
 
 
 def _all_finite(tree: Any) -> jax.Array:
@@ -188,12 +123,12 @@ def _all_finite(tree: Any) -> jax.Array:
 def make_train_step(graphdef: nnx.GraphDef, config: ml_collections.ConfigDict,
                     mesh: jax.sharding.Mesh) -> Callable:
   """Jitted (state, batch) -> (state, metrics); state replicated and donated, batch sharded."""
-  wrt = trainable(config.stage)
+  wrt = stages.trainable(config.stage)
 
   def train_step(state, batch):
     model, optimizer = nnx.merge(graphdef, state)
     grad_fn = nnx.value_and_grad(
-        loss_and_outputs, argnums=nnx.DiffState(0, wrt), has_aux=True)
+        stages.loss_and_outputs, argnums=nnx.DiffState(0, wrt), has_aux=True)
     (loss, _), grads = grad_fn(model, batch, config)
     optimizer.update(model, grads)
     # An update can break the parameters while the loss it came from is still finite.
@@ -209,15 +144,11 @@ def make_eval_step(graphdef: nnx.GraphDef, config: ml_collections.ConfigDict,
                    mesh: jax.sharding.Mesh) -> Callable:
   def eval_step(state, batch):
     model, _ = nnx.merge(graphdef, state)
-    return loss_and_outputs(model, batch, config)
+    return stages.loss_and_outputs(model, batch, config)
 
   replicated = sharding.replicated(mesh)
   return jax.jit(eval_step, in_shardings=(replicated, sharding.batch_sharding(mesh)),
                  out_shardings=replicated)
-
-
-def column_names(stage: str) -> tuple[str, ...]:
-  return exif_attrs.ATTRIBUTES if stage == "exif" else ("same_image",)
 
 
 def evaluate(eval_step: Callable, state: Any, config: ml_collections.ConfigDict,
@@ -243,7 +174,7 @@ def evaluate(eval_step: Callable, state: Any, config: ml_collections.ConfigDict,
       if named.any():
         results[f"val/named_accuracy/{tag}"] = float(np.mean(predicted[named] == classes[named]))
   accuracies, aucs = [], []
-  for i, name in enumerate(column_names(config.stage)):
+  for i, name in enumerate(stages.column_names(config.stage)):
     known = labels[:, i] >= 0
     same, predicted = labels[known, i] == 1, logits[known, i] > 0
     if same.all() or not same.any():
@@ -309,10 +240,14 @@ class _Monitor:
 
 
 def _check_config(config: ml_collections.ConfigDict) -> None:
-  if config.stage not in STAGES:
-    raise ValueError(f"config.stage={config.stage!r}: expected one of {STAGES}")
+  if config.stage not in stages.STAGES:
+    raise ValueError(f"config.stage={config.stage!r}: expected one of {stages.STAGES}")
   if config.stage == "classifier" and not config.init_from:
     raise ValueError("stage 'classifier' needs config.init_from: a stage-1 workdir")
+  if config.stage in ("image_consistency", "camera_classification") and (
+      config.train.post_processing_weight > 0 or config.model.named_exif_tags):
+    raise ValueError(f"stage {config.stage!r} trains no auxiliary head: set "
+                     "config.train.post_processing_weight=0 and config.model.named_exif_tags=()")
   unknown = set(config.model.named_exif_tags) - set(exif_attrs.EXIF_TAGS)
   if unknown:
     raise ValueError(f"config.model.named_exif_tags: {sorted(unknown)} not among the EXIF tags "
@@ -359,10 +294,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
     elif config.stage == "classifier":
       _restore_stage_one(config, model)
 
-    # Stage 1 trains batch norm statistics; stage 2 keeps the frozen network in inference mode.
     model.eval()
     eval_step = make_eval_step(nnx.graphdef((model, optimizer)), config, mesh)
-    if config.stage == "exif":
+    if stages.trains_batch_norm(config.stage):
       model.train()
     graphdef, state = nnx.split((model, optimizer))
     train_step = make_train_step(graphdef, config, mesh)

@@ -11,6 +11,7 @@ from configs import cpu
 from conftest import params
 from conftest import tiny_config
 from exif_jax import checkpointing
+from exif_jax import stages
 from exif_jax import train
 
 
@@ -133,12 +134,12 @@ def test_exif_naming_head_learns_from_the_photos_with_a_named_value(shards_dir, 
   # Patches whose photo has no named value add no loss.
   batch = train.random_batch(config, 4)
   batch["named_a"][:], batch["named_b"][:] = -1, -1
-  loss = float(train.loss_and_outputs(model, batch, config)[0])
+  loss = float(stages.loss_and_outputs(model, batch, config)[0])
   config.train.named_exif_weight = 0.0
-  assert loss == float(train.loss_and_outputs(model, batch, config)[0])
+  assert loss == float(stages.loss_and_outputs(model, batch, config)[0])
   config.train.named_exif_weight = 1.0
   batch["named_a"][:] = 0
-  assert float(train.loss_and_outputs(model, batch, config)[0]) > loss
+  assert float(stages.loss_and_outputs(model, batch, config)[0]) > loss
   config.model.named_exif_tags = ("Lens Colour",)
   with pytest.raises(ValueError, match=r"\['Lens Colour'\] not among the EXIF tags"):
     train.train_and_evaluate(config, str(tmp_path / "unknown"))

@@ -14,6 +14,7 @@ Parameter names, and the TF1 checkpoint variables they correspond to:
   head[i]       predict/fc/fc_{i+1}; the last one, head[-1], is predict/fc_out
   classifier    classify/fc/fc_1 (classifier.hidden), classify/fc_out (classifier.out)
   post_processing, exif_naming: optional auxiliary heads with no TF1 counterpart
+  camera        the Camera-Classification baseline's head (paper 4.2), no TF1 counterpart
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def default_config() -> ml_collections.ConfigDict:
   # named_exif_classes of them.
   model.named_exif_tags = ()
   model.named_exif_classes = 64
+  # The classes of a per-patch camera-model classifier on the feature (the paper's
+  # Camera-Classification baseline), as camera ids (records.PhotoIndex.camera); () = none.
+  # Derived, not set by hand: training stage "camera_classification" fills in the training
+  # photos' cameras (train.with_derived_fields), and checkpoints save them.
+  model.camera_names = ()
   return model
 
 
@@ -129,6 +135,10 @@ class ExifConsistencyModel(nnx.Module):
         nnx.Linear(config.feature_dim, int(np.prod(self.named_exif_shape)), dtype=self.dtype,
                    rngs=rngs)
         if config.named_exif_tags else None)
+    self.camera_names = tuple(config.camera_names)
+    self.camera = (
+        nnx.Linear(config.feature_dim, len(self.camera_names), dtype=self.dtype, rngs=rngs)
+        if self.camera_names else None)
 
   def features(self, patches: jax.Array) -> jax.Array:
     """Patches [N, 128, 128, 3] in [0, 255] -> features [N, feature_dim] float32."""
@@ -182,6 +192,11 @@ class ExifConsistencyModel(nnx.Module):
     each patch's photo (the EXIF naming head; only when named_exif_tags is set)."""
     logits = self.exif_naming(features.astype(self.dtype)).astype(jnp.float32)
     return logits.reshape(-1, *self.named_exif_shape)
+
+  def camera_logits(self, features: jax.Array) -> jax.Array:
+    """Features [N, F] -> [N, len(camera_names)] float32 logits of each patch's camera model
+    (the camera head; only when camera_names is set)."""
+    return self.camera(features.astype(self.dtype)).astype(jnp.float32)
 
   def consistency_logit(self, exif_logits: jax.Array) -> jax.Array:
     """[..., num_attributes] attribute logits -> [...] "same image" logit (stage 2)."""

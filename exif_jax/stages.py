@@ -1,0 +1,145 @@
+"""What each training stage learns: its trainable parameters, its loss, and the outputs its
+validation scores, one column of logits and labels per predicted quantity.
+
+  exif                   stage 1: the 83 "same or not" attributes (paper 3.1-3.2), plus the
+                         auxiliary heads the model has.
+  classifier             stage 2: "same image or not" from the frozen stage-1 outputs (3.3).
+  image_consistency      the Image-Consistency baseline (3.4): the same Siamese network, its
+                         head and classifier trained end to end on "same image or not" alone;
+                         its 83 head outputs are hidden units, not attributes.
+  camera_classification  the Camera-Classification baseline (4.2): each patch's camera model,
+                         a softmax over the training photos' cameras (model.camera_names).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import nnx
+
+from exif_jax import exif_attrs
+from exif_jax import models
+
+STAGES = ("exif", "classifier", "image_consistency", "camera_classification")
+# Validation holds out whole camera models, which the camera classifier has no class for. It
+# scores what test time uses instead: whether two patches' predicted cameras agree, against
+# whether their photos share a camera model.
+SAME_CAMERA_LABEL = exif_attrs.INDEX["Image Model"]
+
+
+def trainable(stage: str) -> nnx.filterlib.Filter:
+  """Stage 2 trains only the classifier on frozen stage-1 outputs; the camera classifier the
+  backbone, feature and camera head; the others everything."""
+  if stage == "classifier":
+    return nnx.All(nnx.Param, nnx.PathContains("classifier"))
+  if stage == "camera_classification":
+    return nnx.All(nnx.Param, nnx.Any(*map(nnx.PathContains, ("backbone", "feature", "camera"))))
+  return nnx.Param
+
+
+def trains_batch_norm(stage: str) -> bool:
+  """Stage 2 keeps the frozen network's batch norm in inference mode; the others train it."""
+  return stage != "classifier"
+
+
+def column_names(stage: str) -> tuple[str, ...]:
+  if stage == "exif":
+    return exif_attrs.ATTRIBUTES
+  return ("same_camera",) if stage == "camera_classification" else ("same_image",)
+
+
+def _masked_mean(losses: jax.Array, known: jax.Array) -> jax.Array:
+  """Mean of `losses` where `known` (labels -1 carry no loss); 0 when nothing is known."""
+  return jnp.sum(jnp.where(known, losses, 0.0)) / jnp.maximum(jnp.sum(known), 1)
+
+
+def _patch_classes(batch: dict[str, jax.Array], key: str) -> jax.Array:
+  """int32 [2B, ...]: batch[key + "_a"] then batch[key + "_b"], as the patches of pair_features."""
+  return jnp.concatenate([batch[f"{key}_a"], batch[f"{key}_b"]]).astype(jnp.int32)
+
+
+def _softmax_loss(logits: jax.Array, classes: jax.Array) -> jax.Array:
+  """Mean softmax cross-entropy over the patches with a class (-1: none, no loss)."""
+  losses = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(classes, 0))
+  return _masked_mean(losses, classes >= 0)
+
+
+def post_processing_loss(model: models.ExifConsistencyModel, f_a: jax.Array, f_b: jax.Array,
+                         batch: dict[str, jax.Array]) -> jax.Array:
+  """Softmax cross-entropy of each patch's own post-processing members, mean over ops.
+
+  "Same or not" gives no gradient towards noticing blur or resampling in one patch until the
+  other patch's feature already encodes it; naming each patch's own parameters does.
+  """
+  logits = model.post_processing_logits(jnp.concatenate([f_a, f_b]))
+  members = _patch_classes(batch, "post")
+  return jnp.mean(jnp.stack([
+      optax.softmax_cross_entropy_with_integer_labels(op_logits, members[:, op]).mean()
+      for op, op_logits in enumerate(logits)]))
+
+
+def named_exif_loss(model: models.ExifConsistencyModel, f_a: jax.Array, f_b: jax.Array,
+                    batch: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Softmax cross-entropy of each patch's photo's class for each named EXIF tag, over the
+  patches whose photo has one; and the predicted and true classes [2B, tags].
+
+  A pair label says only whether two photos share a make; naming it gives every patch a
+  target of its own, with the classes shared across the camera models of a make.
+  """
+  logits = model.exif_naming_logits(jnp.concatenate([f_a, f_b]))
+  classes = _patch_classes(batch, "named")
+  return _softmax_loss(logits, classes), {"named_predicted": jnp.argmax(logits, axis=-1),
+                                          "named_classes": classes}
+
+
+def agreement_logit(logits_a: jax.Array, logits_b: jax.Array) -> jax.Array:
+  """[B, C] x 2 class logits -> [B] logit of P(both draws name the same class), sum_c p_a p_b."""
+  log_same = jax.nn.logsumexp(jax.nn.log_softmax(logits_a) + jax.nn.log_softmax(logits_b), -1)
+  log_same = jnp.minimum(log_same, jnp.log1p(-1e-6))  # P = 1 would give an infinite logit.
+  return log_same - jnp.log(-jnp.expm1(log_same))
+
+
+def camera_loss_and_outputs(model: models.ExifConsistencyModel, batch: dict[str, jax.Array]
+                            ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Softmax cross-entropy of each patch's camera class (batch camera_a, camera_b; -1: none);
+  the column validation scores is whether the pair's predicted cameras agree."""
+  f_a, f_b = model.pair_features(batch["patch_a"], batch["patch_b"])
+  logits = model.camera_logits(jnp.concatenate([f_a, f_b]))
+  logits_a, logits_b = jnp.split(logits, 2)
+  return _softmax_loss(logits, _patch_classes(batch, "camera")), {
+      "logits": agreement_logit(logits_a, logits_b)[:, None],
+      "labels": batch["labels"][:, SAME_CAMERA_LABEL, None].astype(jnp.int32)}
+
+
+def loss_and_outputs(model: models.ExifConsistencyModel, batch: dict[str, jax.Array],
+                     config: ml_collections.ConfigDict
+                     ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """The stage's loss, and the outputs validation reads: logits and labels per column (see
+  column_names), and with the EXIF naming head its classes.
+
+  Pair stages: masked sigmoid cross-entropy (label -1 = unknown: no loss). Stage 1 adds the
+  auxiliary losses of the heads the model has.
+  """
+  if config.stage == "camera_classification":
+    return camera_loss_and_outputs(model, batch)
+  f_a, f_b = model.pair_features(batch["patch_a"], batch["patch_b"])
+  exif_logits = model.head_logits(f_a, f_b)
+  if config.stage == "exif":
+    logits, labels = exif_logits, batch["labels"].astype(jnp.int32)
+  else:
+    if config.stage == "classifier":
+      exif_logits = jax.lax.stop_gradient(exif_logits)
+    logits = model.consistency_logit(exif_logits)[:, None]
+    labels = batch["same_image"].astype(jnp.int32)[:, None]
+  losses = optax.sigmoid_binary_cross_entropy(logits, jnp.maximum(labels, 0).astype(jnp.float32))
+  loss = _masked_mean(losses, labels >= 0)
+  outputs = {"logits": logits, "labels": labels}
+  if config.stage == "exif" and model.post_processing is not None:
+    loss += config.train.post_processing_weight * post_processing_loss(model, f_a, f_b, batch)
+  if config.stage == "exif" and model.exif_naming is not None:
+    naming_loss, naming = named_exif_loss(model, f_a, f_b, batch)
+    loss += config.train.named_exif_weight * naming_loss
+    outputs.update(naming)
+  return loss, outputs
