@@ -39,8 +39,8 @@ def with_derived_fields(config: ml_collections.ConfigDict) -> ml_collections.Con
   """A copy of the run config with the fields that follow from the others filled in.
 
   model.post_processing_classes: the member counts of config.data's post-processing sets
-  when train.post_processing_weight > 0 (the auxiliary head), () otherwise. Checkpoints save
-  the copy, so `checkpointing.restore` rebuilds the model without the data config.
+  when train.post_processing_weight > 0, () otherwise; model.virtual_camera_components:
+  input_pipeline's. Checkpoints save the copy, so restore needs no data config.
   """
   derived = config.copy_and_resolve_references()
   classes = (augment.Options.from_config(config.data).set_sizes
@@ -51,6 +51,7 @@ def with_derived_fields(config: ml_collections.ConfigDict) -> ml_collections.Con
                      "config.data and config.train.post_processing_weight, which give "
                      f"{classes}; leave it unset")
   derived.model.post_processing_classes = classes
+  derived.model.virtual_camera_components = input_pipeline.virtual_camera_components(config)
   return derived
 
 
@@ -106,7 +107,7 @@ def random_batch(config: ml_collections.ConfigDict, batch_size: int, seed: int =
   named_shape = (batch_size, len(config.model.named_exif_tags))
   return {"patch_a": rng.integers(0, 256, patch_shape, np.uint8),
           "patch_b": rng.integers(0, 256, patch_shape, np.uint8),
-          "labels": rng.integers(-1, 2, (batch_size, exif_attrs.NUM_ATTRIBUTES), np.int8),
+          "labels": rng.integers(-1, 2, (batch_size, input_pipeline.num_labels(config)), np.int8),
           "same_image": rng.integers(0, 2, (batch_size,), np.int8),
           "post_a": rng.integers(0, members, (batch_size, len(members)), np.int8),
           "post_b": rng.integers(0, members, (batch_size, len(members)), np.int8),
@@ -216,8 +217,9 @@ def make_eval_step(graphdef: nnx.GraphDef, config: ml_collections.ConfigDict,
                  out_shardings=replicated)
 
 
-def column_names(stage: str) -> tuple[str, ...]:
-  return exif_attrs.ATTRIBUTES if stage == "exif" else ("same_image",)
+def column_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  return (exif_attrs.ATTRIBUTES + tuple(config.model.virtual_camera_components)
+          if config.stage == "exif" else ("same_image",))
 
 
 def evaluate(eval_step: Callable, state: Any, config: ml_collections.ConfigDict,
@@ -243,7 +245,7 @@ def evaluate(eval_step: Callable, state: Any, config: ml_collections.ConfigDict,
       if named.any():
         results[f"val/named_accuracy/{tag}"] = float(np.mean(predicted[named] == classes[named]))
   accuracies, aucs = [], []
-  for i, name in enumerate(column_names(config.stage)):
+  for i, name in enumerate(column_names(config)):
     known = labels[:, i] >= 0
     same, predicted = labels[known, i] == 1, logits[known, i] > 0
     if same.all() or not same.any():
@@ -255,8 +257,9 @@ def evaluate(eval_step: Callable, state: Any, config: ml_collections.ConfigDict,
     auc = metrics.roc_auc_score(same, logits[known, i])
     results[f"val/accuracy/{name}"] = float(accuracy)
     results[f"val/auc/{name}"] = float(auc)
-    accuracies.append(accuracy)
-    aucs.append(auc)
+    if name in exif_attrs.INDEX:  # The means cover the attributes, not virtual-camera ones.
+      accuracies.append(accuracy)
+      aucs.append(auc)
   results["val/mean_accuracy"] = float(np.mean(accuracies)) if accuracies else float("nan")
   results["val/mean_auc"] = float(np.mean(aucs)) if aucs else float("nan")
   return results
