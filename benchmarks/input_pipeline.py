@@ -8,6 +8,10 @@ augmentation set reduced to its identity (read, decode, crop, label, batch). Eac
 process with one reading thread: pairs_per_s is per core by wall clock, pairs_per_cpu_s per
 second of this process's CPU time (robust to other load on the machine). "all_cores" runs
 --num_workers grain worker processes and divides the wall-clock rate by the core count.
+"virtual_mix" is "full" with --virtual_camera_fraction of the pairs rendered by virtual
+cameras, "virtual_only" with all of them; "keeps_pace" compares the mix on one core with the
+train step of configs/cpu.py on all cores (benchmarks/train_step.py), measured in the same
+run: a ratio >= 1 means one reading core feeds the step.
 "dataset" gives the shards' ArrayRecord writer options and size on disk.
 """
 
@@ -26,6 +30,8 @@ from absl import flags
 from array_record.python.array_record_module import ArrayRecordReader
 import ml_collections
 
+from benchmarks import common as benchmark_common
+from benchmarks import train_step
 from configs import common
 from exif_jax import input_pipeline
 from exif_jax import records
@@ -39,6 +45,9 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Pairs per batch.")
 _NUM_BATCHES = flags.DEFINE_integer("num_batches", 20, "Batches timed per measurement.")
 _NUM_WORKERS = flags.DEFINE_integer(
     "num_workers", os.cpu_count(), "Grain worker processes for the all_cores measurement.")
+_VIRTUAL_CAMERA_FRACTION = flags.DEFINE_float(
+    "virtual_camera_fraction", 0.25, "Share of virtual-camera pairs in the virtual_mix row.")
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 5, "Train steps timed for keeps_pace.")
 
 
 def measure(config: ml_collections.ConfigDict) -> dict[str, float]:
@@ -72,13 +81,25 @@ def run(data_dir: str) -> dict[str, object]:
   all_cores = config.copy_and_resolve_references()
   all_cores.data.num_workers = _NUM_WORKERS.value
   all_cores_rate = measure(all_cores)["pairs_per_s"]
+  virtual = config.copy_and_resolve_references()
+  virtual.data.virtual_camera_fraction = _VIRTUAL_CAMERA_FRACTION.value
+  virtual_mix = measure(virtual)
+  virtual.data.virtual_camera_fraction = 1.0
+  virtual_only = measure(virtual)
   config.data.update(jpeg_qualities=(0,), blur_sigmas=(0.0,), resize_factors=(1.0,))
   decode_only = measure(config)
   cores = os.cpu_count()
+  step = train_step.measure(train_step.cpu_config(), _TRAIN_STEPS.value,
+                            benchmark_common.matmul_peak_flops())["pairs_per_s"]
   return {
       "unit": "pairs/s per CPU core", "batch_size": _BATCH_SIZE.value,
       "pairs_timed": _NUM_BATCHES.value * _BATCH_SIZE.value, "cpu_cores": cores,
       "full": full, "decode_only": decode_only,
+      "virtual_mix": {"virtual_camera_fraction": _VIRTUAL_CAMERA_FRACTION.value, **virtual_mix},
+      "virtual_only": virtual_only,
+      "keeps_pace": {"train_step_cpu_config_pairs_per_s": step,
+                     "virtual_mix_one_core_pairs_per_s": virtual_mix["pairs_per_s"],
+                     "ratio": virtual_mix["pairs_per_s"] / step},
       "all_cores": {"num_workers": _NUM_WORKERS.value, "pairs_per_s": all_cores_rate,
                     "pairs_per_s_per_core": all_cores_rate / cores},
       "goal_pairs_per_s_per_core": 500, "dataset": dataset_size(data_dir),

@@ -29,6 +29,9 @@ def data_config() -> ml_collections.ConfigDict:
   data.resize_interpolations = ("bilinear", "bicubic", "lanczos", "box")  # augment.INTERPOLATIONS.
   # Per op, the chance of its identity member (the others share the rest); None = uniform.
   data.identity_probability = ml_collections.FieldReference(None, field_type=float)
+  # Share of pairs rendered by virtual camera pipelines (exif_jax/virtual_pairs.py), each
+  # labelled "same or not" per pipeline component in columns after the 83 attributes; 0: none.
+  data.virtual_camera_fraction = 0.0
   data.num_workers = 0  # Grain worker processes; 0 reads in the training process.
   data.per_worker_buffer_size = 2  # Batches each worker process keeps ready.
   data.num_threads = 2  # Threads reading and augmenting pairs in each process.

@@ -167,11 +167,14 @@ def apply(pixels: np.ndarray, params: np.ndarray, rng: np.random.Generator,
   return image
 
 
-def rejpeg(image: np.ndarray, quality: int) -> np.ndarray:
-  """uint8 RGB re-encoded as a JPEG of `quality` (1-100) and decoded."""
+def rejpeg(image: np.ndarray, quality: int,
+           sampling_factor: int = cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420) -> np.ndarray:
+  """uint8 RGB re-encoded as a JPEG of `quality` (1-100) and decoded; chroma subsampled by an
+  IMWRITE_JPEG_SAMPLING_FACTOR_* value (OpenCV's default 4:2:0 unless told)."""
   # OpenCV encodes BGR: swapped channels would put the wrong colours in luma and chroma.
   _, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                            (cv2.IMWRITE_JPEG_QUALITY, int(quality)))
+                            (cv2.IMWRITE_JPEG_QUALITY, int(quality),
+                             cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling_factor))
   return cv2.imdecode(encoded, cv2.IMREAD_COLOR_RGB)
 
 

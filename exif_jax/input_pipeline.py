@@ -8,6 +8,8 @@ patch A, then give half of the pairs a photo of the same value for patch B and h
 another value (pairwise rebalancing). A share `same_image_fraction` of pairs instead takes both
 patches from one photo (stage 2's positives). Labels cover all 83 attributes: 1 same,
 0 different, -1 unknown (either photo lacks the tag); augment.py adds the post-processing.
+With `virtual_camera_fraction` > 0, that share of pairs are virtual-camera pairs instead
+(virtual_pairs.py), labelled in columns after the 83.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from exif_jax import augment
 from exif_jax import camera_labels
 from exif_jax import exif_attrs
 from exif_jax import records
+from exif_jax import virtual_camera
+from exif_jax import virtual_pairs
 
 # The stream is endless in practice: a MapDataset needs a length, training never reaches it.
 NUM_PAIRS = 2**62
 # Independent random streams per pair index, so changing one decision moves no other.
-_ATTRIBUTE_STREAM, _PAIR_STREAM, _AUGMENT_STREAM = _STREAMS = range(3)
+(_ATTRIBUTE_STREAM, _PAIR_STREAM, _AUGMENT_STREAM, _VIRTUAL_PAIR_STREAM,
+ _VIRTUAL_RENDER_STREAM) = _STREAMS = range(5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,18 +178,37 @@ class PairSampler:
     else:
       other = members[_pick_other(u_other_value, len(members), value)]
       photo_b = int(other[_pick(u_photo_b, other.size)])
+    patch_a, patch_b = self._patches(photo_a, photo_b, u_patch_a, u_patch_b)
+    return Pair(
+        attribute=attribute, value=value,
+        same_value=bool(self.codes[photo_b, attribute] == value),
+        same_image=photo_a == photo_b, photo_a=photo_a, photo_b=photo_b,
+        patch_a=patch_a, patch_b=patch_b)
+
+  def sample_virtual(self, index: int) -> Pair:
+    """The photos and patches of virtual-camera pair `index`: two photos chosen uniformly,
+    different ones whenever there are two, whatever their EXIF (attribute and value -1)."""
+    u_photo_a, u_photo_b, u_patch_a, u_patch_b = (
+        _rng(self.seed, _VIRTUAL_PAIR_STREAM, index).random(4).tolist())
+    photo_a = _pick(u_photo_a, self.patch_count.size)
+    photo_b = (_pick_other(u_photo_b, self.patch_count.size, photo_a)
+               if self.patch_count.size >= 2 else photo_a)
+    patch_a, patch_b = self._patches(photo_a, photo_b, u_patch_a, u_patch_b)
+    return Pair(attribute=-1, value=-1, same_value=False, same_image=photo_a == photo_b,
+                photo_a=photo_a, photo_b=photo_b, patch_a=patch_a, patch_b=patch_b)
+
+  def _patches(self, photo_a: int, photo_b: int, u_patch_a: float, u_patch_b: float
+               ) -> tuple[int, int]:
+    """Global patch indices of a patch of each photo; two different ones of a single photo
+    when it has several."""
     count_a, count_b = int(self.patch_count[photo_a]), int(self.patch_count[photo_b])
     patch_a = _pick(u_patch_a, count_a)
     if photo_b == photo_a and count_a >= 2:
       patch_b = _pick_other(u_patch_b, count_a, patch_a)
     else:
       patch_b = _pick(u_patch_b, count_b)
-    return Pair(
-        attribute=attribute, value=value,
-        same_value=bool(self.codes[photo_b, attribute] == value),
-        same_image=photo_a == photo_b, photo_a=photo_a, photo_b=photo_b,
-        patch_a=int(self.patch_start[photo_a]) + patch_a,
-        patch_b=int(self.patch_start[photo_b]) + patch_b)
+    return (int(self.patch_start[photo_a]) + patch_a,
+            int(self.patch_start[photo_b]) + patch_b)
 
   def exif_labels(self, photo_a: int | np.ndarray, photo_b: int | np.ndarray) -> np.ndarray:
     """int8 [..., NUM_EXIF]: 1 same value, 0 different, -1 unknown (a photo lacks the tag or
@@ -203,9 +227,12 @@ class MakeBatch:
 
   def __init__(self, sampler: PairSampler, patch_files: Sequence[str],
                options: augment.Options, name_codes: np.ndarray | None = None,
-               camera_codes: np.ndarray | None = None):
+               camera_codes: np.ndarray | None = None,
+               virtual_camera_fraction: float = 0.0):
     self.sampler = sampler
     self.options = options
+    self.virtual = (virtual_pairs.VirtualPairs(virtual_camera_fraction, options.patch_size)
+                    if virtual_camera_fraction > 0 else None)
     # [photos, named tags]: each photo's class (`_name_codes`), -1 none; no tags by default.
     self.name_codes = (np.empty((len(sampler.codes), 0), np.int32) if name_codes is None
                        else name_codes)
@@ -219,33 +246,45 @@ class MakeBatch:
     return records.patch_pixels(records.decode(self.source[patch]))
 
   def __call__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-    pairs = [self.sampler.sample(int(index)) for index in indices]
+    virtual = np.array([self.virtual is not None and self.virtual.is_virtual(int(index))
+                        for index in indices], bool)
+    pairs = [self.sampler.sample_virtual(int(index)) if is_virtual
+             else self.sampler.sample(int(index)) for index, is_virtual in zip(indices, virtual)]
     photos_a = np.array([pair.photo_a for pair in pairs])
     photos_b = np.array([pair.photo_b for pair in pairs])
     size = self.options.patch_size
+    num_components = 0 if self.virtual is None else len(virtual_camera.COMPONENTS)
     batch = {
         "patch_a": np.empty((len(pairs), size, size, 3), np.uint8),
         "patch_b": np.empty((len(pairs), size, size, 3), np.uint8),
-        "labels": np.empty((len(pairs), exif_attrs.NUM_ATTRIBUTES), np.int8),
+        # Attributes, then the virtual-camera components (-1 for real pairs).
+        "labels": np.full((len(pairs), exif_attrs.NUM_ATTRIBUTES + num_components), -1,
+                          np.int8),
         "same_image": np.array([pair.same_image for pair in pairs], np.int8),
         # Each patch's post-processing, as member indices into the parameter sets.
         "post_a": np.empty((len(pairs), augment.NUM_OPS), np.int8),
         "post_b": np.empty((len(pairs), augment.NUM_OPS), np.int8),
-        # Each patch's photo's class for each named EXIF tag (-1: not named).
-        "named_a": self.name_codes[photos_a],
-        "named_b": self.name_codes[photos_b],
+        # Each patch's photo's class for each named EXIF tag (-1: not named, or re-rendered
+        # by a virtual camera).
+        "named_a": np.where(virtual[:, None], -1, self.name_codes[photos_a]),
+        "named_b": np.where(virtual[:, None], -1, self.name_codes[photos_b]),
         # Each patch's photo's camera class (-1: none).
-        "camera_a": self.camera_codes[photos_a],
-        "camera_b": self.camera_codes[photos_b],
+        "camera_a": np.where(virtual, -1, self.camera_codes[photos_a]),
+        "camera_b": np.where(virtual, -1, self.camera_codes[photos_b]),
     }
-    batch["labels"][:, :exif_attrs.NUM_EXIF] = self.sampler.exif_labels(photos_a, photos_b)
+    batch["labels"][~virtual, :exif_attrs.NUM_EXIF] = self.sampler.exif_labels(
+        photos_a[~virtual], photos_b[~virtual])
     for row, (index, pair) in enumerate(zip(indices, pairs)):
       pixels_a = self._pixels(pair.patch_a)
       pixels_b = pixels_a if pair.patch_b == pair.patch_a else self._pixels(pair.patch_b)
+      if virtual[row]:
+        pixels_a, pixels_b, batch["labels"][row, exif_attrs.NUM_ATTRIBUTES:] = (
+            self.virtual.render(pixels_a, pixels_b,
+                                _rng(self.sampler.seed, _VIRTUAL_RENDER_STREAM, int(index))))
       rng = _rng(self.sampler.seed, _AUGMENT_STREAM, int(index))
       params_a, params_b, post_labels = augment.sample_pair(
           rng, self.options, min(pixels_a.shape[:2]), min(pixels_b.shape[:2]))
-      batch["labels"][row, exif_attrs.NUM_EXIF:] = post_labels
+      batch["labels"][row, exif_attrs.NUM_EXIF:exif_attrs.NUM_ATTRIBUTES] = post_labels
       batch["post_a"][row], batch["post_b"][row] = params_a, params_b
       batch["patch_a"][row] = augment.apply(pixels_a, params_a, rng, self.options)
       batch["patch_b"][row] = augment.apply(pixels_b, params_b, rng, self.options)
@@ -272,6 +311,25 @@ def _name_codes(config: ml_collections.ConfigDict, split: str,
   return value_codes(photos, tags, values)
 
 
+def virtual_camera_components(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """model.virtual_camera_components as config.data implies: the component columns the model
+  predicts after the attributes when virtual pairs are on, () when off."""
+  fraction = config.data.virtual_camera_fraction
+  if not 0.0 <= fraction <= 1.0:
+    raise ValueError(f"config.data.virtual_camera_fraction={fraction}: must be in [0, 1]")
+  derived = virtual_camera.COMPONENTS if fraction > 0 else ()
+  given = tuple(config.model.virtual_camera_components)
+  if given and given != derived:
+    raise ValueError(f"config.model.virtual_camera_components={given}: derived from "
+                     f"config.data.virtual_camera_fraction, which gives {derived}; leave it unset")
+  return derived
+
+
+def num_labels(config: ml_collections.ConfigDict) -> int:
+  """Columns of a training batch's `labels`: the attributes, then any virtual components."""
+  return exif_attrs.NUM_ATTRIBUTES + len(virtual_camera_components(config))
+
+
 def create_dataset(config: ml_collections.ConfigDict, split: str, *, seed: int,
                    global_batch_size: int, process_index: int = 0, process_count: int = 1
                    ) -> grain.IterDataset:
@@ -295,7 +353,8 @@ def create_dataset(config: ml_collections.ConfigDict, split: str, *, seed: int,
                         min_photos_per_value=data.min_photos_per_value)
   make_batch = MakeBatch(sampler, patch_files, augment.Options.from_config(data),
                          _name_codes(config, split, photos),
-                         camera_labels.camera_codes(photos, config.model.get("camera_names", ())))
+                         camera_labels.camera_codes(photos, config.model.get("camera_names", ())),
+                         virtual_camera_fraction=data.virtual_camera_fraction)
   batch_size = global_batch_size // process_count
   dataset = (grain.MapDataset.range(NUM_PAIRS).batch(batch_size, drop_remainder=True)
              [process_index::process_count].map(make_batch))

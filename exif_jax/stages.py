@@ -44,10 +44,12 @@ def trains_batch_norm(stage: str) -> bool:
   return stage != "classifier"
 
 
-def column_names(stage: str) -> tuple[str, ...]:
-  if stage == "exif":
-    return exif_attrs.ATTRIBUTES
-  return ("same_camera",) if stage == "camera_classification" else ("same_image",)
+def column_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The validation columns of config.stage: the attributes (then the virtual-camera
+  components, if any) in stage 1, one column in the others."""
+  if config.stage == "exif":
+    return exif_attrs.ATTRIBUTES + tuple(config.model.virtual_camera_components)
+  return ("same_camera",) if config.stage == "camera_classification" else ("same_image",)
 
 
 def _masked_mean(losses: jax.Array, known: jax.Array) -> jax.Array:

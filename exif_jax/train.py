@@ -41,6 +41,7 @@ def with_derived_fields(config: ml_collections.ConfigDict) -> ml_collections.Con
 
   model.post_processing_classes: the member counts of config.data's post-processing sets
   when train.post_processing_weight > 0 (the auxiliary head), () otherwise.
+  model.virtual_camera_components: input_pipeline's, () when there are no virtual pairs.
   model.camera_names: stage camera_classification's classes, the training photos' cameras
   (camera_labels.training_cameras), () in the other stages. Checkpoints save the copy, so
   `checkpointing.restore` rebuilds the model without the data config.
@@ -57,6 +58,7 @@ def with_derived_fields(config: ml_collections.ConfigDict) -> ml_collections.Con
       raise ValueError(f"config.model.{name}={given}: derived from the data and the stage, "
                        f"which give {value}; leave it unset")
     derived.model[name] = value
+  derived.model.virtual_camera_components = input_pipeline.virtual_camera_components(config)
   return derived
 
 
@@ -106,7 +108,7 @@ def random_batch(config: ml_collections.ConfigDict, batch_size: int, seed: int =
   cameras = max(1, len(config.model.camera_names))
   return {"patch_a": rng.integers(0, 256, patch_shape, np.uint8),
           "patch_b": rng.integers(0, 256, patch_shape, np.uint8),
-          "labels": rng.integers(-1, 2, (batch_size, exif_attrs.NUM_ATTRIBUTES), np.int8),
+          "labels": rng.integers(-1, 2, (batch_size, input_pipeline.num_labels(config)), np.int8),
           "same_image": rng.integers(0, 2, (batch_size,), np.int8),
           "post_a": rng.integers(0, members, (batch_size, len(members)), np.int8),
           "post_b": rng.integers(0, members, (batch_size, len(members)), np.int8),
@@ -174,7 +176,7 @@ def evaluate(eval_step: Callable, state: Any, config: ml_collections.ConfigDict,
       if named.any():
         results[f"val/named_accuracy/{tag}"] = float(np.mean(predicted[named] == classes[named]))
   accuracies, aucs = [], []
-  for i, name in enumerate(stages.column_names(config.stage)):
+  for i, name in enumerate(stages.column_names(config)):
     known = labels[:, i] >= 0
     same, predicted = labels[known, i] == 1, logits[known, i] > 0
     if same.all() or not same.any():
@@ -186,8 +188,9 @@ def evaluate(eval_step: Callable, state: Any, config: ml_collections.ConfigDict,
     auc = metrics.roc_auc_score(same, logits[known, i])
     results[f"val/accuracy/{name}"] = float(accuracy)
     results[f"val/auc/{name}"] = float(auc)
-    accuracies.append(accuracy)
-    aucs.append(auc)
+    if name not in config.model.virtual_camera_components:  # Comparable with and without.
+      accuracies.append(accuracy)
+      aucs.append(auc)
   results["val/mean_accuracy"] = float(np.mean(accuracies)) if accuracies else float("nan")
   results["val/mean_auc"] = float(np.mean(aucs)) if aucs else float("nan")
   return results

@@ -13,7 +13,8 @@ Parameter names, and the TF1 checkpoint variables they correspond to:
   feature       resnet_v2_50/logits     (1x1 conv there, a Linear here)
   head[i]       predict/fc/fc_{i+1}; the last one, head[-1], is predict/fc_out
   classifier    classify/fc/fc_1 (classifier.hidden), classify/fc_out (classifier.out)
-  post_processing, exif_naming: optional auxiliary heads with no TF1 counterpart
+  post_processing, exif_naming, virtual_camera: optional auxiliary heads with no TF1
+                counterpart
   camera        the Camera-Classification baseline's head (paper 4.2), no TF1 counterpart
 """
 
@@ -63,6 +64,11 @@ def default_config() -> ml_collections.ConfigDict:
   # Derived, not set by hand: training stage "camera_classification" fills in the training
   # photos' cameras (train.with_derived_fields), and checkpoints save them.
   model.camera_names = ()
+  # Names of virtual-camera pipeline components (exif_jax/virtual_camera.py) whose "same or
+  # not" logits an extra layer on the head's last hidden layer appends to the training path's
+  # attribute logits; () = none. Derived from config.data.virtual_camera_fraction, like
+  # post_processing_classes.
+  model.virtual_camera_components = ()
   return model
 
 
@@ -139,6 +145,10 @@ class ExifConsistencyModel(nnx.Module):
     self.camera = (
         nnx.Linear(config.feature_dim, len(self.camera_names), dtype=self.dtype, rngs=rngs)
         if self.camera_names else None)
+    self.virtual_camera = (
+        nnx.Linear(widths[-2], len(config.virtual_camera_components), dtype=self.dtype,
+                   rngs=rngs)
+        if config.virtual_camera_components else None)
 
   def features(self, patches: jax.Array) -> jax.Array:
     """Patches [N, 128, 128, 3] in [0, 255] -> features [N, feature_dim] float32."""
@@ -174,8 +184,13 @@ class ExifConsistencyModel(nnx.Module):
     return f_a, f_b
 
   def head_logits(self, f_a: jax.Array, f_b: jax.Array) -> jax.Array:
-    """Features [B, F] x 2 -> [B, num_attributes] float32 logits, through the plain head."""
-    return self._after_first_layer(self.head[0](jnp.concatenate([f_a, f_b], axis=-1)))
+    """Features [B, F] x 2 -> [B, num_attributes] float32 logits, through the plain head;
+    with a virtual-camera head, its component logits follow: [B, num_attributes + K]."""
+    hidden = self._last_hidden(self.head[0](jnp.concatenate([f_a, f_b], axis=-1)))
+    logits = self.head[-1](hidden)
+    if self.virtual_camera is not None:
+      logits = jnp.concatenate([logits, self.virtual_camera(hidden)], axis=-1)
+    return logits.astype(jnp.float32)
 
   def __call__(self, patch_a: jax.Array, patch_b: jax.Array) -> jax.Array:
     """Patch pairs [B, 128, 128, 3] x 2 -> [B, num_attributes] float32 logits (training path)."""
@@ -199,10 +214,15 @@ class ExifConsistencyModel(nnx.Module):
     return self.camera(features.astype(self.dtype)).astype(jnp.float32)
 
   def consistency_logit(self, exif_logits: jax.Array) -> jax.Array:
-    """[..., num_attributes] attribute logits -> [...] "same image" logit (stage 2)."""
-    return self.classifier(exif_logits)
+    """[..., num_attributes] attribute logits (any columns after them are left out) ->
+    [...] "same image" logit (stage 2)."""
+    return self.classifier(exif_logits[..., :NUM_ATTRIBUTES])
 
   def _after_first_layer(self, x: jax.Array) -> jax.Array:
-    for layer in self.head[1:]:
+    return self.head[-1](self._last_hidden(x)).astype(jnp.float32)
+
+  def _last_hidden(self, x: jax.Array) -> jax.Array:
+    """The first head layer's output -> the activation the last head layer reads."""
+    for layer in self.head[1:-1]:
       x = layer(nnx.relu(x))
-    return x.astype(jnp.float32)
+    return nnx.relu(x)
