@@ -9,6 +9,7 @@ from conftest import tiny_config
 from exif_jax import checkpointing
 from exif_jax import exif_attrs
 from exif_jax import input_pipeline
+from exif_jax import stages
 from exif_jax import train
 from exif_jax import virtual_camera
 
@@ -59,11 +60,11 @@ def test_component_labels_carry_loss_and_stage_two_reads_only_the_attributes(vir
   config = train.with_derived_fields(config)
   batch = train.random_batch(config, 8)
   assert batch["labels"].shape == (8, NUM_COLUMNS) == (8, input_pipeline.num_labels(config))
-  loss, outputs = train.loss_and_outputs(model, batch, config)
+  loss, outputs = stages.loss_and_outputs(model, batch, config)
   assert outputs["logits"].shape == (8, NUM_COLUMNS) and np.isfinite(float(loss))
   batch["labels"][:, exif_attrs.NUM_ATTRIBUTES:] = -1  # Real pairs: components unknown.
-  without = float(train.loss_and_outputs(model, batch, config)[0])
+  without = float(stages.loss_and_outputs(model, batch, config)[0])
   assert np.isfinite(without) and without != float(loss)
   config.stage = "classifier"
-  loss, outputs = train.loss_and_outputs(model, batch, config)
+  loss, outputs = stages.loss_and_outputs(model, batch, config)
   assert outputs["logits"].shape == (8, 1) and np.isfinite(float(loss))
