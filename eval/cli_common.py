@@ -59,7 +59,9 @@ DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Split the images as --num_workers does, over the processes of a "
     "jax.distributed job (process_count workers; this one is worker process_index). TPU VMs, "
     "SLURM, Open MPI and Kubernetes jobs describe themselves; elsewhere give "
-    "--coordinator_address, --num_processes and --process_id.")
+    "--coordinator_address, --num_processes and --process_id. A process whose images are "
+    "done waits for the others; one that dies stops the job (run it again: every process "
+    "resumes its images). Independent jobs: --num_workers.")
 COORDINATOR_ADDRESS = flags.DEFINE_string(
     "coordinator_address", "", "host:port of process 0 of a jax.distributed job (implies "
     "--distributed).")
@@ -69,6 +71,9 @@ NUM_PROCESSES = flags.DEFINE_integer(
 PROCESS_ID = flags.DEFINE_integer(
     "process_id", 0, "This process's id in the jax.distributed job, 0 to --num_processes - 1.",
     lower_bound=0)
+# A process whose images are done waits this long at exit for the others of its
+# jax.distributed job: shares of equal size can take very different times.
+_WAIT_FOR_OTHER_PROCESSES_S = 24 * 3600
 
 
 @flags.multi_flags_validator(["num_workers", "worker_index"])
@@ -102,7 +107,8 @@ def worker_split() -> workers.Split:
     return workers.Split(NUM_WORKERS.value, WORKER_INDEX.value)
   sharding.initialize(ml_collections.ConfigDict({
       "distributed": True, "coordinator_address": COORDINATOR_ADDRESS.value,
-      "num_processes": NUM_PROCESSES.value, "process_id": PROCESS_ID.value}))
+      "num_processes": NUM_PROCESSES.value, "process_id": PROCESS_ID.value}),
+      shutdown_timeout_s=_WAIT_FOR_OTHER_PROCESSES_S)
   return workers.from_jax()
 
 
@@ -129,7 +135,10 @@ def run_batch(examples: list[datasets.Example], title: str,
 
 
 def exit_status(records: list[dict[str, Any]]) -> int:
-  """command.exit_status of a batch: records with an error are the skipped images."""
+  """command.exit_status of a batch: records with an error are the skipped images. A worker
+  whose share is empty (more workers than images) has done its part."""
+  if not records and splits_images():
+    return command.OK
   skipped = sum("error" in record for record in records)
   return command.exit_status(len(records) - skipped, skipped)
 
