@@ -13,6 +13,8 @@ OUT/results/<name>.json   per image: its input path and sha256, then score, verd
                           only when its input is unchanged, and retries every skip.
 OUT/settings.json         the model's sha256 and the options: a rerun with others is refused
 OUT/scores.csv, OUT/metrics.json (when masks are known), OUT/report.html
+                          of the whole list: with several workers (see workers), written by
+                          the one that completes it
 """
 
 from __future__ import annotations

@@ -116,7 +116,10 @@ def _hold_share(out: pathlib.Path, worker_index: int, num_workers: int) -> int:
   for other in out.glob(f"{_LOCK}-*-of-*"):
     if other.name.endswith(f"-of-{num_workers}"):
       continue
-    probe = os.open(other, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+      probe = os.open(other, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # Not a lock file this tool made.
+      continue
     try:
       free = _try_flock(probe, fcntl.LOCK_SH)
     finally:

@@ -70,7 +70,8 @@ def summarize_once_complete(out: pathlib.Path,
     digest = hashlib.sha256(json.dumps(done, sort_keys=True).encode()).hexdigest()
     marker = out / _SUMMARIZED
     if marker.exists() and marker.read_text() == digest:
-      logging.info("every image is done; the summaries already hold these results")
+      logging.info("every image is done; the summaries already hold these results (a run "
+                   "with --num_workers 1 writes them again)")
       return
     summarize(done)
     files.write_atomic(marker, digest)
