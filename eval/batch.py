@@ -13,6 +13,8 @@ OUT/results/<name>.json   per image: its input path and sha256, then score, verd
                           only when its input is unchanged, and retries every skip.
 OUT/settings.json         the model's sha256 and the options: a rerun with others is refused
 OUT/scores.csv, OUT/metrics.json (when masks are known), OUT/report.html
+                          of the whole list: with several workers (see workers), written by
+                          the one that completes it
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from eval import localizer as localizer_lib
 from eval import metrics as metrics_lib
 from eval import out_folder
 from eval import report
+from eval import workers
 from exif_jax import ctrl_c
 from exif_jax import files
 
@@ -168,26 +171,48 @@ def _is_result(record: Any, identity: dict[str, str]) -> bool:
           and isinstance(metrics.get("p-ap", 0.0), numbers.Real))
 
 
+def _read_record(example: datasets.Example, out: pathlib.Path) -> Any:
+  """What OUT/results holds for this input's name (any JSON), or None."""
+  try:
+    return json.loads((out / "results" / f"{storage_name(example.stem)}.json").read_text())
+  except (OSError, ValueError):  # No result or an unreadable one.
+    return None
+
+
 def _earlier_result(example: datasets.Example, out: pathlib.Path,
                     max_pixels: int) -> dict[str, Any] | None:
   """The result an earlier run left for this input, if the input is unchanged since (same
   path and sha256) and its map and thumbnail are still there; skips are never kept."""
   identity = _identity(example)
   name = identity["stem"]
+  record = _read_record(example, out)
+  if record is None:
+    return None
   try:
-    record = json.loads((out / "results" / f"{name}.json").read_text())
     identity["sha256"] = image_io.file_sha256(example.image_path, max_pixels)
-  except (OSError, ValueError):  # No result, an unreadable one, or an input gone bad.
+  except (OSError, ValueError):  # An input gone bad.
     return None
   outputs = (out / "maps" / f"{name}.npy", out / "thumbs" / f"{name}.png")
   return record if _is_result(record, identity) and all(map(os.path.exists, outputs)) else None
 
 
+def _final_result(example: datasets.Example, out: pathlib.Path,
+                  max_pixels: int) -> dict[str, Any] | None:
+  """The record the summaries take for this input: its kept result, or the reason its last
+  run skipped it (the next run of its worker retries it); None while it is to do."""
+  record = _read_record(example, out)
+  if (isinstance(record, dict) and isinstance(record.get("error"), str)
+      and all(record.get(k) == v for k, v in _identity(example).items())):
+    return record
+  return _earlier_result(example, out, max_pixels)
+
+
 def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
         out: pathlib.Path, *, max_pixels: int = files.MAX_PIXELS,
-        title: str = "exif-jax", input_settings: dict[str, Any] | None = None
-        ) -> list[dict[str, Any]]:
-  """Localizes every example not already done in `out`, then writes the summaries.
+        title: str = "exif-jax", input_settings: dict[str, Any] | None = None,
+        split: workers.Split = workers.WHOLE_LIST) -> list[dict[str, Any]]:
+  """Localizes every example of this worker's share (`split`) not already done in `out`,
+  then writes the summaries of all `examples` (see workers); returns the share's records.
 
   `input_settings` (how the examples make their pixels, e.g. a perturbation) are recorded
   with the model's.
@@ -196,7 +221,8 @@ def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
   it or `out` holds results of another model or other options.
   """
   settings = {**localizer.settings, "max_pixels": max_pixels, **(input_settings or {})}
-  with out_folder.locked(out):
+  whole_list, examples = examples, split.take(examples)
+  with out_folder.locked(out, split.index, split.num_workers):
     out_folder.claim(out, settings)
     (out / "results").mkdir(exist_ok=True)
     records = [_earlier_result(e, out, max_pixels) for e in examples]
@@ -207,7 +233,12 @@ def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
       ctrl_c.raise_if_pressed()
       records[i] = localize_one(examples[i], localizer, out, max_pixels)
       files.write_json(out / "results" / f"{records[i]['stem']}.json", records[i])
-    summarize(examples, records, out, title, settings)
+    if split == workers.WHOLE_LIST:
+      summarize(examples, records, out, title, settings)
+    else:
+      workers.summarize_once_complete(
+          out, lambda: [_final_result(e, out, max_pixels) for e in whole_list],
+          lambda done: summarize(whole_list, done, out, title, settings))
   return records
 
 

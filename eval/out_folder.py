@@ -1,5 +1,5 @@
 """The output folder of `localize` and `eval`: checked before the model loads, held by one run
-at a time, and bound to the settings of the maps it holds."""
+(or the workers of one split) at a time, and bound to the settings of the maps it holds."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from exif_jax import files
 
 SETTINGS = "settings.json"
 _LOCK = ".lock"
+_SUMMARY_LOCK = ".summary.lock"
 
 
 def _shown(path: pathlib.Path) -> str:
@@ -60,22 +61,83 @@ def read_settings(path: pathlib.Path) -> dict[str, Any]:
   raise OutError(f"{_shown(path)}: {reason}; give another --out or delete it")
 
 
-@contextlib.contextmanager
-def locked(out: pathlib.Path) -> Iterator[None]:
-  """Creates `out` and holds an exclusive lock on it until the block ends; OutError while
-  another run holds it. Temporary files a killed run left behind are removed."""
+def _open_lock(path: pathlib.Path) -> int:
   try:
-    out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / _LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
   except OSError as e:
-    raise OutError(f"--out {_shown(out)}: {e.strerror or e}") from None
+    raise OutError(f"--out {_shown(path.parent)}: {e.strerror or e}") from None
+
+
+def _try_flock(fd: int, operation: int) -> bool:
   try:
+    fcntl.flock(fd, operation | fcntl.LOCK_NB)
+  except BlockingIOError:
+    return False
+  return True
+
+
+@contextlib.contextmanager
+def locked(out: pathlib.Path, worker_index: int = 0, num_workers: int = 1) -> Iterator[None]:
+  """Creates `out` and holds it for one run until the block ends; OutError while it is in use.
+
+  A run over the whole list (num_workers 1) holds OUT alone. Worker `worker_index` of
+  `num_workers` shares OUT with the other workers of that split and holds its own share
+  alone: never two processes on one share, never workers of two different splits. Temporary files a killed run left behind are removed when a run starts alone
+  (a running worker may be writing its own).
+  """
+  with contextlib.ExitStack() as stack:
+    fd = _open_lock(out / _LOCK)
+    stack.callback(os.close, fd)
+    alone = _try_flock(fd, fcntl.LOCK_EX)
+    if alone:
+      _remove_temporaries(out)
+    if num_workers > 1:
+      if not _try_flock(fd, fcntl.LOCK_SH):  # Shared from now on: the other workers join.
+        raise _in_use(out)
+      stack.callback(os.close, _hold_share(out, worker_index, num_workers))
+    elif not alone:
+      raise _in_use(out)
+    yield
+
+
+def _in_use(out: pathlib.Path) -> OutError:
+  return OutError(f"{_shown(out)} is in use by another run; wait for it or give another --out")
+
+
+def _hold_share(out: pathlib.Path, worker_index: int, num_workers: int) -> int:
+  """Locks the share of this worker, then checks that no worker of another split runs (each
+  locks its own share before it checks: of two starting at once, neither goes on)."""
+  fd = _open_lock(out / f"{_LOCK}-{worker_index}-of-{num_workers}")
+  if not _try_flock(fd, fcntl.LOCK_EX):
+    os.close(fd)
+    raise OutError(f"{_shown(out)}: worker {worker_index} of {num_workers} is already "
+                   "running there")
+  for other in out.glob(f"{_LOCK}-*-of-*"):
+    if other.name.endswith(f"-of-{num_workers}"):
+      continue
     try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      raise OutError(f"{_shown(out)} is in use by another run; wait for it or give another "
-                     "--out") from None
-    _remove_temporaries(out)
+      probe = os.open(other, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # Not a lock file this tool made.
+      continue
+    try:
+      free = _try_flock(probe, fcntl.LOCK_SH)
+    finally:
+      os.close(probe)
+    if not free:
+      os.close(fd)
+      raise OutError(f"{_shown(out)} is in use by workers of another --num_workers than "
+                     f"{num_workers}; give every worker the same one")
+  return fd
+
+
+@contextlib.contextmanager
+def serialized(out: pathlib.Path) -> Iterator[None]:
+  """Waits for, then holds, the lock that lets one process at a time claim OUT or write its
+  summaries (the workers of a split share OUT)."""
+  fd = _open_lock(out / _SUMMARY_LOCK)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX)
     yield
   finally:
     os.close(fd)
@@ -89,12 +151,14 @@ def _remove_temporaries(out: pathlib.Path) -> None:
 
 
 def claim(out: pathlib.Path, settings: dict[str, Any]) -> None:
-  """Records the settings of the results in `out`, or refuses if they differ from earlier."""
+  """Records the settings of the results in `out`, or refuses if they differ from earlier.
+  One process at a time: workers that start together agree on the first one's settings."""
   path = out / SETTINGS
-  if not os.path.lexists(path):
-    files.write_json(path, settings)
-    return
-  earlier = read_settings(path)
+  with serialized(out):
+    if not os.path.lexists(path):
+      files.write_json(path, settings)
+      return
+    earlier = read_settings(path)
   changed = sorted(k for k in settings.keys() | earlier.keys()
                    if settings.get(k) != earlier.get(k))
   if changed:

@@ -7,7 +7,8 @@ OUT/report.html and OUT/attr_maps/<stem>.npz. With --perturb (e.g. --perturb jpe
 each level, into OUT/perturb/<kind>-<level>/, and OUT/robustness.json tabulates the metrics of
 every level (charted in the report). Rerunning skips images already done (and is
 refused when the model or options changed); an image that cannot be read is reported and
-skipped.
+skipped. With --num_workers N --worker_index I (or --distributed), N processes on one or
+several hosts share the images and one --out; the last to finish writes the summaries.
 """
 
 import os
@@ -60,6 +61,8 @@ def main(argv):
     raise app.UsageError(str(e)) from None
   if sweep and not (_MASKS.value or _DATASET.value):
     raise app.UsageError("--perturb compares metrics: give --masks or --dataset")
+  if sweep and cli_common.splits_images():
+    raise app.UsageError("--perturb runs in one process: drop --num_workers and --distributed")
   try:
     examples = _examples()
   except datasets.LayoutError as e:
@@ -67,7 +70,8 @@ def main(argv):
   records = cli_common.run_batch(examples, "exif-jax evaluation", sweep)
   status = cli_common.exit_status(records)
   levels = f" at {len(sweep) + 1} levels" if sweep else ""
-  print(f"{len(examples)} images{levels} -> {photos.display_name(cli_common.OUT.value)}")
+  share = f"{len(records)} of " if cli_common.splits_images() else ""
+  print(f"{share}{len(examples)} images{levels} -> {photos.display_name(cli_common.OUT.value)}")
   return status
 
 

@@ -219,18 +219,23 @@ def restore(path: epath.PathLike, model: nnx.Module | None = None) -> nnx.Module
   """The model saved at `path`, in eval mode; into `model` if given (its config must match).
 
   Needs nothing but the path: the architecture comes from the config saved beside it. A
-  given model keeps its arrays' shardings.
+  given model keeps its arrays' shardings; a new one lives on this process's first device
+  (each process of a jax.distributed job gets its own copy).
   """
   step_dir = _step_dir(path)
   config = restore_config(step_dir)
   if model is None:
     model = nnx.eval_shape(lambda: models.ExifConsistencyModel(
         config.model, rngs=nnx.Rngs(0)))
+    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda leaf: leaf.update(sharding=local),
+                          _abstract(nnx.state(model)))
+  else:
+    target = _abstract(nnx.state(model))
   if not (step_dir / "model").is_dir():
     raise CheckpointError(f"{step_dir}: no model/ folder; not a checkpoint step")
   try:
-    state = ocp.StandardCheckpointer().restore(
-        step_dir / "model", _abstract(nnx.state(model)))
+    state = ocp.StandardCheckpointer().restore(step_dir / "model", target)
   except Exception as e:  # pylint: disable=broad-except  # Orbax, TensorStore, msgpack...
     raise CheckpointError(f"{step_dir / 'model'}: unreadable or not this model's weights "
                           f"({_reason(e)})") from None

@@ -17,19 +17,21 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 DATA_AXIS = "data"
 
 
-def initialize(config: ml_collections.ConfigDict) -> None:
+def initialize(config: ml_collections.ConfigDict, shutdown_timeout_s: int = 300) -> None:
   """Joins the multi-host job when the config asks for it (once per process).
 
   TPU VMs, SLURM, Open MPI and Kubernetes jobs describe themselves: config.distributed=True
   is enough there. Elsewhere config.coordinator_address (host:port of process 0),
-  config.num_processes and config.process_id say it.
+  config.num_processes and config.process_id say it. A process that ends waits up to
+  `shutdown_timeout_s` for the others to end too (jax.distributed's shutdown barrier).
   """
   if ((config.distributed or config.coordinator_address)
       and not jax.distributed.is_initialized()):
     jax.distributed.initialize(
         coordinator_address=config.coordinator_address or None,
         num_processes=config.num_processes or None,
-        process_id=config.process_id if config.num_processes else None)
+        process_id=config.process_id if config.num_processes else None,
+        shutdown_timeout_seconds=shutdown_timeout_s)
   logging.info("process %d of %d, %d local / %d global devices", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
 
