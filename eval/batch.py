@@ -238,13 +238,14 @@ def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
     logging.info("%d of %d images to do (%d already done)", len(todo), len(examples),
                  len(examples) - len(todo))
     # The next images are read while the devices localize this one, the last ones written.
-    read = functools.partial(_read, localizer=localizer, max_pixels=max_pixels)
+    reader = functools.partial(_read, localizer=localizer, max_pixels=max_pixels)
     written = {}
-    with pipeline.ahead(read, [examples[i] for i in todo]) as reads, pipeline.Behind() as writes:
+    with (pipeline.ahead(reader, [examples[i] for i in todo]) as reads,
+          pipeline.Behind() as writes):
       for i in tqdm(todo, desc="localize", unit="image"):
         ctrl_c.raise_if_pressed()
-        example, image = examples[i], next(reads)
-        written[i] = writes.submit(_write, example, image, _localize(example, image, localizer),
+        example, read = examples[i], next(reads)
+        written[i] = writes.submit(_write, example, read, _localize(example, read, localizer),
                                    out)
     for i, record in written.items():
       records[i] = record.result()
