@@ -14,7 +14,10 @@ it goes.
 Every local device takes part: patches and pair rows are split over a 1-D mesh (the `data`
 axis of exif_jax.sharding), the model states replicated. Batch and block sizes are multiples of
 the device count, and the memory budget holds for a whole block across devices. Each patch and
-each pair row is computed on its own, so the result does not depend on the device count.
+each pair row is computed on its own, so the result does not depend on the device count. The
+programs hold no collective: projections gather through the host (a few MB), and a tile's sums
+over its rows come back per device. So no device waits in a rendezvous for another, which on
+fake CPU devices with several programs queued can exceed XLA's timeout and abort.
 
 Several models of one architecture (trainings with other seeds) form an ensemble: their states
 are stacked and every jitted function is vmapped over them, and the matrix is the mean of their
@@ -72,7 +75,6 @@ class ConsistencyModel:
                        "one model config")
     self.mesh = sharding.make_mesh(jax.local_devices() if devices is None else devices)
     self._replicated = sharding.replicated(self.mesh)
-    self._rows = NamedSharding(self.mesh, P(None, sharding.DATA_AXIS))  # [K, rows, ...]
     self._graphdef = graphdefs[0]
     self._states = jax.device_put(jax.tree.map(lambda *leaves: jnp.stack(leaves), *states),
                                   self._replicated)
@@ -81,12 +83,13 @@ class ConsistencyModel:
     self.pair_memory_bytes = pair_memory_bytes
     self._first_width = models[0].head[0].out_features
     replicated, split = self._replicated, sharding.batch_sharding(self.mesh)
+    rows = NamedSharding(self.mesh, P(None, sharding.DATA_AXIS))  # [K, rows, ...]
     self._project = jax.jit(self._project_batch, in_shardings=(replicated, split),
-                            out_shardings=replicated)
-    self._pairs = jax.jit(self._pair_block, in_shardings=(replicated, self._rows, replicated),
+                            out_shardings=rows)
+    self._pairs = jax.jit(self._pair_block, in_shardings=(replicated, rows, replicated),
                           out_shardings=split)
     self._attribute_tile_sums = jax.jit(
-        self._attribute_tile, out_shardings=(replicated, split),
+        self._attribute_tile, out_shardings=(split, split),
         in_shardings=(replicated, replicated, replicated, split, replicated, split,
                       replicated))
 
@@ -107,25 +110,26 @@ class ConsistencyModel:
 
   def _attribute_tile(self, states, a, b, rows, cols, row_weights, col_weights):
     """The models' mean per-attribute P(same value) P [R, C, A] of the pairs (a[rows] first,
-    b[cols] second), reduced over each side: (row_weights @ P [C, A], P @ col_weights [R, A])."""
+    b[cols] second), reduced over each side: row_weights @ P per device's rows [D, C, A], to
+    be summed over D, and P @ col_weights [R, A]."""
     def probabilities(state, a, b):
       model = nnx.merge(self._graphdef, state)
       return jax.nn.sigmoid(model.pair_logits(a[rows][:, None, :], b[cols][None, :, :]))
     p = jax.vmap(probabilities)(states, a, b).mean(0)
+    per_device = (self.mesh.size, -1)
     highest = jax.lax.Precision.HIGHEST
-    return (jnp.einsum("r,rca->ca", row_weights.astype(p.dtype), p, precision=highest),
+    return (jnp.einsum("dr,drca->dca", row_weights.astype(p.dtype).reshape(per_device),
+                       p.reshape(per_device + p.shape[1:]), precision=highest),
             jnp.einsum("rca,c->ra", p, col_weights.astype(p.dtype), precision=highest))
 
   def project(self, patches: np.ndarray) -> tuple[jax.Array, jax.Array]:
-    """(A, B), [K, N, d] each, for every patch, in fixed-size batches: one compilation.
-
-    Every batch is dispatched before any result is awaited."""
-    outputs = []
-    for batch, count in patch_grid.batches(patches, self.feature_batch):
-      a, b = self._project(self._states, batch)
-      outputs.append((a[:, :count], b[:, :count]))
-    return (jnp.concatenate([a for a, _ in outputs], axis=1),
-            jnp.concatenate([b for _, b in outputs], axis=1))
+    """(A, B), [K, N, d] each, for every patch, on every device; in fixed-size batches (one
+    compilation), all dispatched before the first is gathered."""
+    outputs = [(self._project(self._states, batch), count)
+               for batch, count in patch_grid.batches(patches, self.feature_batch)]
+    a, b = (np.concatenate([np.asarray(out[side])[:, :count] for out, count in outputs], axis=1)
+            for side in (0, 1))
+    return jax.device_put((a, b), self._replicated)
 
   def _pairs_within_budget(self) -> int:
     """How many pairs' activations (first head layer and attribute logits, every model) fit
@@ -144,14 +148,15 @@ class ConsistencyModel:
   def pairs(self, a: jax.Array, b: jax.Array) -> np.ndarray:
     """All ordered pairs of the [K, N, d] projections -> the models' mean [N, N] P(same image).
 
-    Every block is dispatched before the first is copied back: the device runs them back to
-    back, each with its own activations (the outputs, N x N floats in all, are small)."""
-    a, b = jax.device_put((a, b), self._replicated)
+    Every block is dispatched before the first is copied back: the devices run them back to
+    back, each with its own activations (the outputs, N x N floats in all, are small). A
+    block's rows go from the host to the device that computes them."""
+    b = jax.device_put(b, self._replicated)
     n = a.shape[1]
     rows = self.rows_per_block(n)
     padded = -(-n // rows) * rows
-    a = jnp.pad(a, ((0, 0), (0, padded - n), (0, 0)))  # Equal blocks: one compilation.
-    blocks = [self._pairs(self._states, jax.device_put(a[:, start:start + rows], self._rows), b)
+    a = np.pad(np.asarray(a), ((0, 0), (0, padded - n), (0, 0)))  # Equal blocks: one compile.
+    blocks = [self._pairs(self._states, a[:, start:start + rows], b)
               for start in range(0, padded, rows)]
     return np.concatenate([np.asarray(block) for block in blocks])[:n]
 
@@ -185,7 +190,7 @@ class ConsistencyModel:
             members[cols] & (valid < num_cols))))
     sums = np.zeros((n, exif_attrs.NUM_ATTRIBUTES))
     for rows, cols, (into_cols, into_rows) in tiles:  # All dispatched; now gather.
-      sums[cols] += np.asarray(into_cols)[:len(cols)]
+      sums[cols] += np.asarray(into_cols).sum(0)[:len(cols)]
       sums[rows] += np.asarray(into_rows)[:len(rows)]
     return (sums / (2 * num_members)).astype(np.float32)
 
