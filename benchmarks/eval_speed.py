@@ -15,14 +15,18 @@ pair runs the whole head on concat(f_i, f_j), response maps are accumulated patc
 sklearn's MeanShift finds the modes. Its pair time is extrapolated from `--baseline_rows` rows
 of the matrix where the full matrix would take minutes (said in the output). For the CPU
 config it also times the `Localizer` call of an ensemble of `--ensemble_size` models (other
-seeds) against one member.
+seeds) against one member. `folder`: benchmarks/eval_folder.py (images per second over a folder,
+`--folder`, with the bundled model, and the share of the loop the devices wait for the host)
+in processes with each of `--folder_devices` fake CPU devices.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,10 +53,11 @@ from exif_jax import train
 # pylint: disable=protected-access  # The steps of Localizer and batch, timed one by one.
 
 IMAGE_SHAPE = (720, 960)
-CONFIGS = ("cpu", "cpu_ensemble", "exif_resnet50")
+CONFIGS = ("cpu", "cpu_ensemble", "exif_resnet50", "folder")
 # The steps after the pairs that every localized image runs (attribute maps are opt-in).
 POST_PAIR_STEPS = ("mean_shift", "map_upsampling", "output_writing")
 DEFAULT_PHOTOS = ROOT.parent / "shared" / "data" / "photos"
+DEFAULT_FOLDER = ROOT / "tests" / "data" / "camera"
 
 
 def load_image(path: pathlib.Path | None) -> np.ndarray:
@@ -75,11 +80,11 @@ def model_flops(scorer: consistency.ConsistencyModel, patches: np.ndarray, a, b)
   """Backbone + pairs FLOPs of one image, as the jitted programs run them (padding included)."""
   batch = patches[:scorer.feature_batch]
   batch = np.pad(batch, ((0, scorer.feature_batch - len(batch)), (0, 0), (0, 0), (0, 0)))
-  project = consistency.ConsistencyModel._project.lower(scorer, scorer._states, batch).compile()
+  project = scorer._project.lower(scorer._states, batch).compile()
   num_batches = -(-len(patches) // scorer.feature_batch)
   rows = scorer.rows_per_block(len(patches))
-  pairs = consistency.ConsistencyModel._pairs.lower(
-      scorer, scorer._states, a[:, :rows], b).compile()
+  block = jax.ShapeDtypeStruct((a.shape[0], rows, a.shape[2]), a.dtype)
+  pairs = scorer._pairs.lower(scorer._states, block, b).compile()
   return common.flops(project) * num_batches + common.flops(pairs) * -(-len(patches) // rows)
 
 
@@ -222,6 +227,15 @@ def measure_ensemble(config, image: np.ndarray, size: int, repeats: int) -> dict
           "ensemble_over_single": ensemble_s / single_s}
 
 
+def folder_throughput(folder: pathlib.Path, num_devices: int) -> dict[str, float]:
+  """benchmarks/eval_folder.py's JSON, from a process with `num_devices` fake CPU devices."""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu",
+         "XLA_FLAGS": f"--xla_force_host_platform_device_count={num_devices}"}
+  output = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_folder.py"),
+                           str(folder)], env=env, capture_output=True, text=True, check=True)
+  return json.loads(output.stdout.splitlines()[-1])
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -232,7 +246,12 @@ def main():
   parser.add_argument("--ensemble_size", type=int, default=3,
                       help="members of the CPU-config ensemble to time")
   parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS),
-                      help="what to time: the CPU config, its ensemble, the paper's ResNet-50")
+                      help="what to time: the CPU config, its ensemble, the paper's ResNet-50, "
+                      "a folder of images")
+  parser.add_argument("--folder", type=pathlib.Path, default=DEFAULT_FOLDER,
+                      help="images to localize for the images-per-second figure")
+  parser.add_argument("--folder_devices", type=int, nargs="+", default=[1, 4],
+                      help="fake CPU device counts to localize the folder with")
   parser.add_argument("--no_baseline", action="store_true",
                       help="skip the dense numpy + scikit-learn original (minutes per config)")
   args = parser.parse_args()
@@ -251,6 +270,8 @@ def main():
       resnet50.model.dtype = "float32"  # bfloat16 matmuls are emulated on most CPUs.
     result["exif_resnet50"] = measure(resnet50, image, peak, args.repeats, args.baseline_rows,
                                       not args.no_baseline)
+  if "folder" in args.configs:
+    result["folder"] = [folder_throughput(args.folder, n) for n in args.folder_devices]
   print(json.dumps(result, indent=1))
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -41,6 +43,7 @@ from eval import image_io
 from eval import localizer as localizer_lib
 from eval import metrics as metrics_lib
 from eval import out_folder
+from eval import pipeline
 from eval import report
 from eval import workers
 from exif_jax import ctrl_c
@@ -138,25 +141,56 @@ def _save_outputs(out: pathlib.Path, name: str, image: np.ndarray,
                           attributes=np.array(localizer_lib.exif_attrs.ATTRIBUTES))
 
 
-def localize_one(example: datasets.Example, localizer: localizer_lib.Localizer,
-                 out: pathlib.Path, max_pixels: int) -> dict[str, Any]:
-  """Runs one image and writes its files; returns its result record."""
+@dataclasses.dataclass(frozen=True)
+class _Read:
+  """An example read, checked and prepared (e.g. cut into patches) on the host, or why it
+  cannot be used."""
+  record: dict[str, Any]
+  image: np.ndarray | None = None
+  mask: np.ndarray | None = None
+  prepared: Any = None  # The localizer's `prepare` of the image.
+  error: str | None = None
+
+
+def _read(example: datasets.Example, localizer: localizer_lib.Localizer,
+          max_pixels: int) -> _Read:
+  """The host work before the devices': runs ahead of the loop, in another thread."""
   record: dict[str, Any] = _identity(example)
   try:
     record["sha256"] = image_io.file_sha256(example.image_path, max_pixels)
     image = example.load_image(max_pixels)
-    mask = example.mask
-    result = localizer(image)
+    return _Read(record, image, example.mask, localizer.prepare(image))
   except ValueError as e:
-    logging.warning("skipped %s: %s", photo_inputs.display_name(example.image_path), e)
-    return {**record, "error": str(e)}
-  _save_outputs(out, record["stem"], image, result)
-  record.update(score=result.score, no_signal=result.no_signal,
-                verdict="spliced" if result.score > THRESHOLD else "authentic",
-                num_patches=result.num_patches, separating=list(result.separating),
-                has_mask=mask is not None, spliced=example.spliced)
-  if mask is not None and mask.any() and not mask.all():
-    record["metrics"] = metrics_lib.image_metrics(mask, result.map)
+    return _Read(record, error=str(e))
+
+
+def _localize(example: datasets.Example, read: _Read,
+              localizer: localizer_lib.Localizer) -> localizer_lib.Localization | str:
+  """The devices' part of one image, or the reason it is skipped (said in one line)."""
+  error = read.error
+  if error is None:
+    try:
+      return localizer(read.image, read.prepared)
+    except ValueError as e:
+      error = str(e)
+  logging.warning("skipped %s: %s", photo_inputs.display_name(example.image_path), error)
+  return error
+
+
+def _write(example: datasets.Example, read: _Read, outcome: localizer_lib.Localization | str,
+           out: pathlib.Path) -> dict[str, Any]:
+  """Writes one image's files, its result last; returns the result. Runs behind the loop."""
+  if isinstance(outcome, str):
+    record = {**read.record, "error": outcome}
+  else:
+    _save_outputs(out, read.record["stem"], read.image, outcome)
+    record = {**read.record, "score": outcome.score, "no_signal": outcome.no_signal,
+              "verdict": "spliced" if outcome.score > THRESHOLD else "authentic",
+              "num_patches": outcome.num_patches, "separating": list(outcome.separating),
+              "has_mask": read.mask is not None, "spliced": example.spliced}
+    if read.mask is not None and read.mask.any() and not read.mask.all():
+      record["metrics"] = metrics_lib.image_metrics(read.mask, outcome.map)
+  files.write_json(out / "results" / f"{record['stem']}.json", record)
   return record
 
 
@@ -229,10 +263,18 @@ def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
     todo = [i for i, record in enumerate(records) if record is None]
     logging.info("%d of %d images to do (%d already done)", len(todo), len(examples),
                  len(examples) - len(todo))
-    for i in tqdm(todo, desc="localize", unit="image"):
-      ctrl_c.raise_if_pressed()
-      records[i] = localize_one(examples[i], localizer, out, max_pixels)
-      files.write_json(out / "results" / f"{records[i]['stem']}.json", records[i])
+    # The next images are read while the devices localize this one, the last ones written.
+    reader = functools.partial(_read, localizer=localizer, max_pixels=max_pixels)
+    written = {}
+    with (pipeline.ahead(reader, [examples[i] for i in todo]) as reads,
+          pipeline.Behind() as writes):
+      for i in tqdm(todo, desc="localize", unit="image"):
+        ctrl_c.raise_if_pressed()
+        example, read = examples[i], next(reads)
+        written[i] = writes.submit(_write, example, read, _localize(example, read, localizer),
+                                   out)
+    for i, record in written.items():
+      records[i] = record.result()
     if split == workers.WHOLE_LIST:
       summarize(examples, records, out, title, settings)
     else:

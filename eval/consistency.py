@@ -11,6 +11,14 @@ known after Mean Shift on the matrix, so they are not kept with it: `attribute_m
 projections again, only the pairs with a region patch on one side, and reduces each block as
 it goes.
 
+Every local device takes part: patches and pair rows are split over a 1-D mesh (the `data`
+axis of exif_jax.sharding), the model states replicated. Batch and block sizes are multiples of
+the device count, and the memory budget holds for a whole block across devices. Each patch and
+each pair row is computed on its own, so the result does not depend on the device count. The
+programs hold no collective: projections gather through the host (a few MB), and a tile's sums
+over its rows come back per device. So no device waits in a rendezvous for another, which on
+fake CPU devices with several programs queued can exceed XLA's timeout and abort.
+
 Several models of one architecture (trainings with other seeds) form an ensemble: their states
 are stacked and every jitted function is vmapped over them, and the matrix is the mean of their
 P(same image). Trainings that each light up some splices and miss others agree on average.
@@ -19,7 +27,6 @@ P(same image). Trainings that each light up some splices and miss others agree o
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from typing import Sequence
 
@@ -27,9 +34,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from eval import patch_grid
 from exif_jax import exif_attrs
+from exif_jax import sharding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,10 +59,12 @@ def members(models: nnx.Module | Sequence[nnx.Module]) -> list[nnx.Module]:
 
 
 class ConsistencyModel:
-  """Jitted feature, projection and pair functions over one restored model or an ensemble."""
+  """Jitted feature, projection and pair functions over one restored model or an ensemble,
+  sharded over `devices` (all local devices unless given)."""
 
   def __init__(self, models: nnx.Module | Sequence[nnx.Module], *, feature_batch: int = 64,
-               pair_memory_bytes: int = 256 * 2**20):
+               pair_memory_bytes: int = 256 * 2**20,
+               devices: Sequence[jax.Device] | None = None):
     models = members(models)
     for model in models:
       model.eval()
@@ -62,23 +73,34 @@ class ConsistencyModel:
     if any(g != graphdefs[0] or s != shapes[0] for g, s in zip(graphdefs, shapes)):
       raise ValueError("ensemble members differ in architecture; average only trainings of "
                        "one model config")
+    self.mesh = sharding.make_mesh(jax.local_devices() if devices is None else devices)
+    self._replicated = sharding.replicated(self.mesh)
     self._graphdef = graphdefs[0]
-    self._states = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+    self._states = jax.device_put(jax.tree.map(lambda *leaves: jnp.stack(leaves), *states),
+                                  self._replicated)
     self.num_models = len(models)
-    self.feature_batch = feature_batch
+    self.feature_batch = _round_up(feature_batch, self.mesh.size)
     self.pair_memory_bytes = pair_memory_bytes
     self._first_width = models[0].head[0].out_features
+    replicated, split = self._replicated, sharding.batch_sharding(self.mesh)
+    rows = NamedSharding(self.mesh, P(None, sharding.DATA_AXIS))  # [K, rows, ...]
+    self._project = jax.jit(self._project_batch, in_shardings=(replicated, split),
+                            out_shardings=rows)
+    self._pairs = jax.jit(self._pair_block, in_shardings=(replicated, rows, replicated),
+                          out_shardings=split)
+    self._attribute_tile_sums = jax.jit(
+        self._attribute_tile, out_shardings=(split, split),
+        in_shardings=(replicated, replicated, replicated, split, replicated, split,
+                      replicated))
 
-  @functools.partial(jax.jit, static_argnums=0)
-  def _project(self, states, patches):
+  def _project_batch(self, states, patches):
     """[K, B, d] projections A and B of a batch by each of the K models."""
     def project(state):
       model = nnx.merge(self._graphdef, state)
       return model.project(model.features(patches))
     return jax.vmap(project)(states)
 
-  @functools.partial(jax.jit, static_argnums=0)
-  def _pairs(self, states, a_rows, b):
+  def _pair_block(self, states, a_rows, b):
     """The models' mean P(same image) [R, N] of a row block."""
     def pairs(state, a_rows, b):
       model = nnx.merge(self._graphdef, state)
@@ -86,26 +108,28 @@ class ConsistencyModel:
       return jax.nn.sigmoid(model.consistency_logit(logits))
     return jax.vmap(pairs)(states, a_rows, b).mean(0)
 
-  @functools.partial(jax.jit, static_argnums=0)
-  def _attribute_tile_sums(self, states, a, b, rows, cols, row_weights, col_weights):
+  def _attribute_tile(self, states, a, b, rows, cols, row_weights, col_weights):
     """The models' mean per-attribute P(same value) P [R, C, A] of the pairs (a[rows] first,
-    b[cols] second), reduced over each side: (row_weights @ P [C, A], P @ col_weights [R, A])."""
+    b[cols] second), reduced over each side: row_weights @ P per device's rows [D, C, A], to
+    be summed over D, and P @ col_weights [R, A]."""
     def probabilities(state, a, b):
       model = nnx.merge(self._graphdef, state)
       return jax.nn.sigmoid(model.pair_logits(a[rows][:, None, :], b[cols][None, :, :]))
     p = jax.vmap(probabilities)(states, a, b).mean(0)
+    per_device = (self.mesh.size, -1)
     highest = jax.lax.Precision.HIGHEST
-    return (jnp.einsum("r,rca->ca", row_weights.astype(p.dtype), p, precision=highest),
+    return (jnp.einsum("dr,drca->dca", row_weights.astype(p.dtype).reshape(per_device),
+                       p.reshape(per_device + p.shape[1:]), precision=highest),
             jnp.einsum("rca,c->ra", p, col_weights.astype(p.dtype), precision=highest))
 
   def project(self, patches: np.ndarray) -> tuple[jax.Array, jax.Array]:
-    """(A, B), [K, N, d] each, for every patch, in fixed-size batches: one compilation."""
-    outputs = []
-    for batch, count in patch_grid.batches(patches, self.feature_batch):
-      a, b = self._project(self._states, batch)
-      outputs.append((a[:, :count], b[:, :count]))
-    return (jnp.concatenate([a for a, _ in outputs], axis=1),
-            jnp.concatenate([b for _, b in outputs], axis=1))
+    """(A, B), [K, N, d] each, for every patch, on every device; in fixed-size batches (one
+    compilation), all dispatched before the first is gathered."""
+    outputs = [(self._project(self._states, batch), count)
+               for batch, count in patch_grid.batches(patches, self.feature_batch)]
+    a, b = (np.concatenate([np.asarray(out[side])[:, :count] for out, count in outputs], axis=1)
+            for side in (0, 1))
+    return jax.device_put((a, b), self._replicated)
 
   def _pairs_within_budget(self) -> int:
     """How many pairs' activations (first head layer and attribute logits, every model) fit
@@ -114,24 +138,27 @@ class ConsistencyModel:
     return self.pair_memory_bytes // per_pair
 
   def rows_per_block(self, num_patches: int) -> int:
-    """Rows of the matrix evaluated at once."""
-    return _equal_parts(num_patches, self._pairs_within_budget() // num_patches)
+    """Rows of the matrix evaluated at once, over all devices."""
+    return _equal_parts(num_patches, self._pairs_within_budget() // num_patches, self.mesh.size)
 
   def tile_side(self, num_patches: int) -> int:
     """Side of the square tiles of pairs `attribute_means` evaluates at once."""
-    return _equal_parts(num_patches, math.isqrt(self._pairs_within_budget()))
+    return _equal_parts(num_patches, math.isqrt(self._pairs_within_budget()), self.mesh.size)
 
   def pairs(self, a: jax.Array, b: jax.Array) -> np.ndarray:
-    """All ordered pairs of the [K, N, d] projections -> the models' mean [N, N] P(same image)."""
+    """All ordered pairs of the [K, N, d] projections -> the models' mean [N, N] P(same image).
+
+    Every block is dispatched before the first is copied back: the devices run them back to
+    back, each with its own activations (the outputs, N x N floats in all, are small). A
+    block's rows go from the host to the device that computes them."""
+    b = jax.device_put(b, self._replicated)
     n = a.shape[1]
     rows = self.rows_per_block(n)
     padded = -(-n // rows) * rows
-    a = jnp.pad(a, ((0, 0), (0, padded - n), (0, 0)))  # Equal blocks: one compilation.
-    matrix = np.empty((n, n), np.float32)
-    for start in range(0, padded, rows):
-      block = self._pairs(self._states, a[:, start:start + rows], b)
-      matrix[start:start + rows] = np.asarray(block)[:n - start]
-    return matrix
+    a = np.pad(np.asarray(a), ((0, 0), (0, padded - n), (0, 0)))  # Equal blocks: one compile.
+    blocks = [self._pairs(self._states, a[:, start:start + rows], b)
+              for start in range(0, padded, rows)]
+    return np.concatenate([np.asarray(block) for block in blocks])[:n]
 
   def attribute_means(self, projections: tuple[jax.Array, jax.Array],
                       members: np.ndarray) -> np.ndarray:
@@ -143,7 +170,7 @@ class ConsistencyModel:
     the memory budget, rows in members-first order; a tile adds P_ij to patch j's sum when i is
     a member, and to patch i's when j is one.
     """
-    a, b = projections
+    a, b = jax.device_put(projections, self._replicated)
     n = a.shape[1]
     members = np.asarray(members, bool)
     if members.shape != (n,) or not members.any():
@@ -152,31 +179,58 @@ class ConsistencyModel:
     num_members = int(members.sum())
     side = self.tile_side(n)
     valid = np.arange(side)
-    sums = np.zeros((n, exif_attrs.NUM_ATTRIBUTES))
+    tiles = []
     for rows, num_rows in patch_grid.batches(order, side):  # Padding: index 0, weight 0.
       # Members come first: a block holds one iff its first row does. Other rows need only
       # the members' columns.
       columns = order if members[rows[0]] else order[:num_members]
       for cols, num_cols in patch_grid.batches(columns, side):
-        into_cols, into_rows = self._attribute_tile_sums(
+        tiles.append((rows[:num_rows], cols[:num_cols], self._attribute_tile_sums(
             self._states, a, b, rows, cols, members[rows] & (valid < num_rows),
-            members[cols] & (valid < num_cols))
-        sums[cols[:num_cols]] += np.asarray(into_cols)[:num_cols]
-        sums[rows[:num_rows]] += np.asarray(into_rows)[:num_rows]
+            members[cols] & (valid < num_cols))))
+    sums = np.zeros((n, exif_attrs.NUM_ATTRIBUTES))
+    for rows, cols, (into_cols, into_rows) in tiles:  # All dispatched; now gather.
+      sums[cols] += np.asarray(into_cols).sum(0)[:len(cols)]
+      sums[rows] += np.asarray(into_rows)[:len(rows)]
     return (sums / (2 * num_members)).astype(np.float32)
 
-  def __call__(self, image: np.ndarray, *, num_patches: int = 500,
-               stride: int | None = None) -> Consistency:
-    coords = patch_grid.grid_coords(image.shape[:2], num_patches=num_patches, stride=stride)
-    a, b = self.project(patch_grid.cut_patches(image, coords))
+  def of_patches(self, grid: PatchGrid) -> Consistency:
+    """The consistency of an image's cut patches: the part that runs on the devices."""
+    a, b = self.project(grid.patches)
     matrix = self.pairs(a, b)
     # (i, j) and (j, i) see the patches in swapped head slots; the paper's c_ij is symmetric.
     matrix = (matrix + matrix.T) / 2
-    return Consistency(coords, matrix, (a, b))
+    return Consistency(grid.coords, matrix, (a, b))
+
+  def __call__(self, image: np.ndarray, *, num_patches: int = 500,
+               stride: int | None = None) -> Consistency:
+    return self.of_patches(cut_grid(image, num_patches=num_patches, stride=stride))
 
 
-def _equal_parts(total: int, most: int) -> int:
-  """The size of the fewest equal parts of at most `most` (at least 1) that cover `total`:
-  padding the last part wastes less than one row per part."""
-  parts = -(-total // max(1, most))
-  return -(-total // parts)
+@dataclasses.dataclass(frozen=True)
+class PatchGrid:
+  """coords: [N, 2] patch top-left (y, x); patches: [N, P, P, C] cut there, in the image's
+  dtype. Host work only, so the next image's grid can be cut while the devices work."""
+  coords: np.ndarray
+  patches: np.ndarray
+
+
+def cut_grid(image: np.ndarray, *, num_patches: int = 500,
+             stride: int | None = None) -> PatchGrid:
+  """The patches of the evaluation grid. Raises ValueError for an image smaller than one
+  patch."""
+  coords = patch_grid.grid_coords(image.shape[:2], num_patches=num_patches, stride=stride)
+  return PatchGrid(coords, patch_grid.cut_patches(image, coords))
+
+
+def _round_up(size: int, multiple: int) -> int:
+  return -(-size // multiple) * multiple
+
+
+def _equal_parts(total: int, most: int, multiple: int = 1) -> int:
+  """The size of the fewest equal parts, each a multiple of `multiple` and of at most `most`
+  (at least `multiple`), that cover `total`: padding the last part wastes less than
+  `multiple` rows per part."""
+  most = max(multiple, most // multiple * multiple)
+  parts = -(-total // most)
+  return _round_up(-(-total // parts), multiple)

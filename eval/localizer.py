@@ -74,10 +74,19 @@ class Localizer:
     if len(models) > 1:
       self.settings["ensemble_size"] = len(models)
 
-  def __call__(self, image: np.ndarray) -> Localization:
-    """image: uint8 HxWx3. Raises ValueError for an image smaller than one patch."""
+  def prepare(self, image: np.ndarray) -> consistency_lib.PatchGrid:
+    """The host work on `image` (its patches), which may run in another thread ahead of
+    __call__. Raises ValueError for an image smaller than one patch."""
+    return consistency_lib.cut_grid(image, num_patches=self.options.num_patches,
+                                    stride=self.options.stride)
+
+  def __call__(self, image: np.ndarray,
+               prepared: consistency_lib.PatchGrid | None = None) -> Localization:
+    """image: uint8 HxWx3; prepared: its `prepare`, when done ahead. Raises ValueError for an
+    image smaller than one patch."""
     options = self.options
-    result = self.consistency(image, num_patches=options.num_patches, stride=options.stride)
+    result = self.consistency.of_patches(
+        self.prepare(image) if prepared is None else prepared)
     merged = maps.consistency_map(result.matrix, result.coords, image.shape[:2])
     fields = dict(map=merged.map.astype(np.float32), score=merged.score,
                   no_signal=merged.no_signal, num_patches=len(result.coords))

@@ -58,17 +58,22 @@ def inconsistency(sigma: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 
 class NoiseLocalizer:
-  """Callable like localizer.Localizer: uint8 HxWx3 image -> Localization."""
+  """Callable like localizer.Localizer: uint8 HxWx3 image (and its `prepare`) -> Localization."""
 
   def __init__(self):
     # Recorded in OUT/settings.json, so that a rerun never mixes these maps with a model's.
     self.settings = {"method": "noise", "block": BLOCK, "log_scale": LOG_SCALE}
 
-  def __call__(self, image: np.ndarray) -> localizer_lib.Localization:
+  def prepare(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """The numpy part (per-block inconsistency, block corners, image shape), which may run in
+    another thread ahead of __call__."""
     grey = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     sigma, mean, coords = noise_sigmas(grey)
-    per_block = inconsistency(sigma, mean)
-    heat = np.asarray(maps.patch_average(per_block[None], coords, grey.shape, grey.shape,
+    return inconsistency(sigma, mean), coords, grey.shape
+
+  def __call__(self, image: np.ndarray, prepared=None) -> localizer_lib.Localization:
+    per_block, coords, shape = self.prepare(image) if prepared is None else prepared
+    heat = np.asarray(maps.patch_average(per_block[None], coords, shape, shape,
                                          patch_size=BLOCK)[0], np.float32)
     no_signal = bool(heat.max() - heat.min() <= 1e-4)
     if no_signal:

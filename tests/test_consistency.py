@@ -39,17 +39,21 @@ def whole_tensor_means(model, image, coords, members):
 def test_tiled_attribute_means_equal_the_whole_tensor(bundled, image):
   whole = consistency.ConsistencyModel(bundled)
   per_pair = 4 * (bundled.head[0].out_features + 83)
-  tiled = consistency.ConsistencyModel(bundled, pair_memory_bytes=25 * per_pair)
+  tiled = consistency.ConsistencyModel(bundled, pair_memory_bytes=25 * per_pair,
+                                       devices=jax.devices()[:1])
+  # On 4 devices the tiles' rows split 4 ways: their side is a multiple of 4.
+  sharded = consistency.ConsistencyModel(bundled, pair_memory_bytes=25 * per_pair)
   result = whole(image, num_patches=64)
   n = len(result.coords)
-  assert whole.tile_side(n) == n and tiled.tile_side(n) == 5
+  assert sharded.mesh.size == 4
+  assert whole.tile_side(n) == n and tiled.tile_side(n) == 5 and sharded.tile_side(n) == 4
   region = maps.consistency_map(result.matrix, result.coords, image.shape[:2]).members
   # Rows and member columns end in a padded tile, a tile of rows holds both kinds.
   assert 5 < region.sum() < n - 5 and n % 5 and region.sum() % 5
   one = np.arange(n) == n // 2
   for members in (region, ~region, one, np.ones(n, bool)):
     expected = whole_tensor_means(bundled, image, result.coords, members)
-    for model in (whole, tiled):
+    for model in (whole, tiled, sharded):
       np.testing.assert_allclose(model.attribute_means(result.projections, members), expected,
                                  rtol=1e-5, atol=1e-6)
   assert np.abs(whole_tensor_means(bundled, image, result.coords, region) -
