@@ -80,11 +80,11 @@ def model_flops(scorer: consistency.ConsistencyModel, patches: np.ndarray, a, b)
   """Backbone + pairs FLOPs of one image, as the jitted programs run them (padding included)."""
   batch = patches[:scorer.feature_batch]
   batch = np.pad(batch, ((0, scorer.feature_batch - len(batch)), (0, 0), (0, 0), (0, 0)))
-  project = scorer._project.lower(scorer._states, batch).compile()
+  project = scorer._project.jitted.lower(scorer._states, batch).compile()
   num_batches = -(-len(patches) // scorer.feature_batch)
   rows = scorer.rows_per_block(len(patches))
   block = jax.ShapeDtypeStruct((a.shape[0], rows, a.shape[2]), a.dtype)
-  pairs = scorer._pairs.lower(scorer._states, block, b).compile()
+  pairs = scorer._pairs.jitted.lower(scorer._states, block, b).compile()
   return common.flops(project) * num_batches + common.flops(pairs) * -(-len(patches) // rows)
 
 

@@ -84,14 +84,12 @@ class ConsistencyModel:
     self._first_width = models[0].head[0].out_features
     replicated, split = self._replicated, sharding.batch_sharding(self.mesh)
     rows = NamedSharding(self.mesh, P(None, sharding.DATA_AXIS))  # [K, rows, ...]
-    self._project = jax.jit(self._project_batch, in_shardings=(replicated, split),
-                            out_shardings=rows)
-    self._pairs = jax.jit(self._pair_block, in_shardings=(replicated, rows, replicated),
-                          out_shardings=split)
-    self._attribute_tile_sums = jax.jit(
-        self._attribute_tile, out_shardings=(split, split),
-        in_shardings=(replicated, replicated, replicated, split, replicated, split,
-                      replicated))
+    self._project = _placed_jit(self._project_batch, (replicated, split), rows)
+    self._pairs = _placed_jit(self._pair_block, (replicated, rows, replicated), split)
+    self._attribute_tile_sums = _placed_jit(
+        self._attribute_tile,
+        (replicated, replicated, replicated, split, replicated, split, replicated),
+        (split, split))
 
   def _project_batch(self, states, patches):
     """[K, B, d] projections A and B of a batch by each of the K models."""
@@ -221,6 +219,16 @@ def cut_grid(image: np.ndarray, *, num_patches: int = 500,
   patch."""
   coords = patch_grid.grid_coords(image.shape[:2], num_patches=num_patches, stride=stride)
   return PatchGrid(coords, patch_grid.cut_patches(image, coords))
+
+
+def _placed_jit(fn, in_shardings, out_shardings):
+  """jax.jit of `fn` whose arguments are first put where in_shardings say: in a
+  jax.distributed job jit refuses host arrays for a sharding that is not replicated."""
+  jitted = jax.jit(fn, in_shardings=in_shardings, out_shardings=out_shardings)
+  def placed(*args):
+    return jitted(*jax.device_put(args, in_shardings))
+  placed.jitted = jitted  # For lowering, e.g. to count FLOPs.
+  return placed
 
 
 def _round_up(size: int, multiple: int) -> int:
