@@ -38,6 +38,9 @@ _FRACTIONS = flags.DEFINE_list("fractions", ["0.25", "0.5", "1"],
                                "Fractions of the training photos, each in (0, 1].")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1"], "Training seeds of every fraction.")
 _CONFIG = flags.DEFINE_string("config", "configs/cpu.py", "The recipe's config.")
+_OVERRIDES = flags.DEFINE_multi_string(
+    "override", [], "A --config.FIELD=VALUE for every run (both stages), e.g. "
+    "--override=--config.data.virtual_camera_fraction=0.25 to measure an option the same way.")
 _FIXTURES = flags.DEFINE_string("fixtures", "../shared/data/fixtures",
                                 "Folder with tampered/ (the spliced fixture each run is shown).")
 
@@ -67,7 +70,8 @@ def run_once(name: str, photo_list: pathlib.Path, seed: int) -> pathlib.Path:
   if not (run / "eval_val_splices" / "metrics.json").exists():
     print(f"{name}: training and evaluating in {run}", file=sys.stderr, flush=True)
     subprocess.run(["bash", str(REPO / "scripts" / "train_bundled_model.sh"), str(photo_list),
-                    str(run), _CONFIG.value, f"--config.seed={seed}"], cwd=REPO, check=True,
+                    str(run), _CONFIG.value, *_OVERRIDES.value, f"--config.seed={seed}"],
+                   cwd=REPO, check=True,
                    env={**os.environ, "FIXTURES": str(pathlib.Path(_FIXTURES.value).resolve())})
   return run
 
