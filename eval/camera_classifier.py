@@ -72,19 +72,27 @@ class CameraLocalizer:
     model = nnx.merge(self._graphdef, state)
     return jax.nn.softmax(model.camera_logits(model.features(patches)))
 
-  def probabilities(self, image: np.ndarray, coords: np.ndarray) -> np.ndarray:
-    """[N, C] float32: the members' mean camera probabilities of the patches at `coords`."""
+  def probabilities(self, patches: np.ndarray) -> np.ndarray:
+    """[N, C] float32: the members' mean camera probabilities of [N, 128, 128, 3] patches."""
     batches = []
-    for patches, count in patch_grid.patch_batches(image, coords, self.feature_batch):
-      members = [self._probabilities(state, patches) for state in self._states]
+    for batch, count in patch_grid.batches(patches, self.feature_batch):
+      members = [self._probabilities(state, batch) for state in self._states]
       batches.append(np.mean([np.asarray(p[:count]) for p in members], axis=0))
     return np.concatenate(batches)
 
-  def __call__(self, image: np.ndarray) -> localizer_lib.Localization:
-    """image: uint8 HxWx3. Raises ValueError for an image smaller than one patch."""
-    coords = patch_grid.grid_coords(image.shape[:2], num_patches=self.options.num_patches,
+  def prepare(self, image: np.ndarray) -> consistency_lib.PatchGrid:
+    """The host work on `image` (its patches), which may run in another thread ahead of
+    __call__. Raises ValueError for an image smaller than one patch."""
+    return consistency_lib.cut_grid(image, num_patches=self.options.num_patches,
                                     stride=self.options.stride)
-    per_patch, agree = patch_heat(self.probabilities(image, coords))
+
+  def __call__(self, image: np.ndarray,
+               prepared: consistency_lib.PatchGrid | None = None) -> localizer_lib.Localization:
+    """image: uint8 HxWx3; prepared: its `prepare`, when done ahead. Raises ValueError for an
+    image smaller than one patch."""
+    grid = self.prepare(image) if prepared is None else prepared
+    coords = grid.coords
+    per_patch, agree = patch_heat(self.probabilities(grid.patches))
     if agree:
       heat = np.zeros(image.shape[:2], np.float32)
     else:
