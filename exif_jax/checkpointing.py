@@ -191,10 +191,18 @@ def _check_model_config(config: Any, where: epath.Path) -> None:
   widths.update({f"head_widths[{i}]": w for i, w in enumerate(model.get("head_widths") or [])})
   if not model.get("head_widths"):
     raise CheckpointError(f"{where}: model.head_widths is missing or empty")
+  widths.update({f"post_processing_classes[{i}]": n
+                 for i, n in enumerate(model.get("post_processing_classes") or [])})
   for name, value in widths.items():
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_WIDTH:
       raise CheckpointError(f"{where}: model.{name} is {value!r}; expected an integer in "
                             f"1..{MAX_WIDTH}")
+  for name in ("camera_names", "virtual_camera_components", "named_exif_tags"):
+    names = model.get(name) or []  # Each one an output of a head layer.
+    if (not isinstance(names, list) or len(names) > MAX_WIDTH
+        or not all(isinstance(n, str) for n in names)):
+      raise CheckpointError(f"{where}: model.{name} is not a list of at most {MAX_WIDTH} "
+                            "names")
 
 
 def restore_config(path: epath.PathLike) -> ml_collections.ConfigDict:

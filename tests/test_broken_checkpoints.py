@@ -50,6 +50,10 @@ BREAKS = {
     "invalid_json": (invalid_json, "unreadable config"),
     "huge_width": (edit_model(width=10**9), "model.width is 1000000000"),
     "unknown_depth": (edit_model(depth=7), "model.depth 7 is not one of"),
+    "huge_camera_list": (edit_model(camera_names=["cam"] * 10**6),
+                         "model.camera_names is not a list of at most"),
+    "huge_post_processing_set": (edit_model(post_processing_classes=[4, 10**9, 3]),
+                                 r"model.post_processing_classes\[1\] is 1000000000"),
     "width_of_another_model": (edit_model(width=8), "not this model's weights"),
 }
 
