@@ -90,12 +90,9 @@ class SettingsMismatch(ValueError):
 
 def _check_compatible(out: epath.Path, settings: dict) -> None:
   for shard in records.complete_shards(out):
-    if shard.settings != settings:
-      diff = {k: (shard.settings.get(k), v) for k, v in settings.items()
-              if shard.settings.get(k) != v}
+    if changes := files.settings_changes(shard.settings, settings):
       raise SettingsMismatch(
-          f"{out} holds shards written with other settings (existing, requested): {diff}; "
-          "use a new --out")
+          f"{out} holds shards written with other settings ({changes}); use a new --out")
 
 
 def _write_shard(out: epath.Path, shard: int, num_shards: int, results: Iterable,

@@ -159,10 +159,7 @@ def claim(out: pathlib.Path, settings: dict[str, Any]) -> None:
       files.write_json(path, settings)
       return
     earlier = read_settings(path)
-  changed = sorted(k for k in settings.keys() | earlier.keys()
-                   if settings.get(k) != earlier.get(k))
-  if changed:
+  if changes := files.settings_changes(earlier, settings):
     raise SettingsMismatch(
-        f"{_shown(out)} holds results made with other settings ({', '.join(changed)}: "
-        f"{', '.join(f'{earlier.get(k)} then, {settings.get(k)} now' for k in changed)}); "
-        f"give another --out or delete it")
+        f"{_shown(out)} holds results made with other settings ({changes}); "
+        "give another --out or delete it")

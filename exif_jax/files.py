@@ -1,5 +1,6 @@
 """Files every part of the system reads or writes: which names are images, the largest image and
-file it reads, and writes that a reader, or a rerun after a kill, never sees half done."""
+file it reads, writes that a reader, or a rerun after a kill, never sees half done, and how an
+output folder's recorded settings differ from a rerun's."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import os
 import tempfile
 import uuid
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator, Mapping
 
 from etils import epath
 
@@ -83,3 +84,12 @@ def write_json(path: epath.PathLike, obj: Any) -> None:
   path = epath.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   write_atomic(path, json.dumps(obj, indent=1, sort_keys=True))
+
+
+def settings_changes(earlier: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+  """The settings that differ, as "name: X then, Y now, ..." (sorted); "" when none do.
+
+  A rerun that would mix outputs of other settings into a folder names what changed."""
+  changed = sorted(k for k in earlier.keys() | now.keys() if earlier.get(k) != now.get(k))
+  return (", ".join(changed) + ": " if changed else "") + ", ".join(
+      f"{earlier.get(k)} then, {now.get(k)} now" for k in changed)
