@@ -6,10 +6,11 @@ r"""Held-out quality against training photos and pairs seen: the recipe at fract
 The training photos (every photo whose camera model is not in scripts/val_models.txt) are put in
 a fixed random order; fraction f trains on the first f of them, so the smaller sets nest in the
 larger ones, and every run keeps all held-out photos, so all runs are measured on the same
-synthetic splices. Each (fraction, seed) is one `scripts/train_bundled_model.sh` run in
+synthetic splices; `--benchmark NAME=DIR` adds more (e.g. splices between cameras that no
+photo of --photos comes from). Each (fraction, seed) is one `scripts/train_bundled_model.sh` run in
 WORK/<fraction>-seed<seed>; a finished run is not redone and a stopped one resumes, so the same
-command picks up where it stopped. The training-free `--method noise` is measured once on the
-same splices. OUT gets scaling.json, scaling.md (the table) and scaling.png (the plot).
+command picks up where it stopped. The training-free `--method noise` is measured once on
+each set. OUT gets scaling.json, scaling.md (the table) and scaling.png (the plot).
 """
 
 from __future__ import annotations
@@ -41,11 +42,15 @@ _CONFIG = flags.DEFINE_string("config", "configs/cpu.py", "The recipe's config."
 _OVERRIDES = flags.DEFINE_multi_string(
     "override", [], "A --config.FIELD=VALUE for every run (both stages), e.g. "
     "--override=--config.data.virtual_camera_fraction=0.25 to measure an option the same way.")
+_BENCHMARKS = flags.DEFINE_multi_string(
+    "benchmark", [], "NAME=DIR: a folder with images/ and masks/ that every run and the noise "
+    "method are also measured on.")
 _FIXTURES = flags.DEFINE_string("fixtures", "../shared/data/fixtures",
                                 "Folder with tampered/ (the spliced fixture each run is shown).")
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 VAL_MODELS = (REPO / "scripts" / "val_models.txt").read_text().splitlines()
+HELD_OUT = "held_out"  # The splices between the held-out cameras' photos that every run makes.
 
 
 def split_photos(paths: list[str]) -> tuple[list[str], list[str]]:
@@ -76,13 +81,27 @@ def run_once(name: str, photo_list: pathlib.Path, seed: int) -> pathlib.Path:
   return run
 
 
-def noise_reference(splices: pathlib.Path) -> dict[str, float]:
-  out = pathlib.Path(_WORK.value).resolve() / "noise"
+def evaluate(method: list[str], benchmark: pathlib.Path, out: pathlib.Path
+             ) -> dict[str, float]:
+  """metrics.json of `eval` with `method` flags on a folder of images/ and masks/, made once."""
   if not (out / "metrics.json").exists():
-    subprocess.run([sys.executable, "-m", "eval.run_eval", "--method", "noise", "--images",
-                    str(splices / "images"), "--masks", str(splices / "masks"), "--out",
+    subprocess.run([sys.executable, "-m", "eval.run_eval", *method, "--images",
+                    str(benchmark / "images"), "--masks", str(benchmark / "masks"), "--out",
                     str(out)], cwd=REPO, check=True)
   return json.loads((out / "metrics.json").read_text())
+
+
+def parse_benchmarks(specs: list[str]) -> dict[str, pathlib.Path]:
+  benchmarks = {}
+  for spec in specs:
+    name, _, folder = spec.partition("=")
+    if not name.isidentifier() or not folder or name == HELD_OUT:
+      raise app.UsageError(f"--benchmark {spec!r}: expected NAME=DIR with NAME a word other "
+                           f"than {HELD_OUT!r}")
+    if not (pathlib.Path(folder) / "images").is_dir():
+      raise app.UsageError(f"--benchmark {spec!r}: {folder} has no images/ folder")
+    benchmarks[name] = pathlib.Path(folder).resolve()
+  return benchmarks
 
 
 def main(argv: list[str]) -> None:
@@ -90,6 +109,7 @@ def main(argv: list[str]) -> None:
   fractions = [float(f) for f in _FRACTIONS.value]
   if not all(0 < f <= 1 for f in fractions):
     raise app.UsageError(f"--fractions must lie in (0, 1], got {_FRACTIONS.value}")
+  benchmarks = parse_benchmarks(_BENCHMARKS.value)
   paths = [p for photos in _PHOTOS.value for p in photo_inputs.list_inputs(photos)]
   train, held_out = split_photos(paths)
   work = pathlib.Path(_WORK.value).resolve()
@@ -101,8 +121,14 @@ def main(argv: list[str]) -> None:
       photo_list = work / f"photos-{count}.txt"
       photo_list.write_text("".join(f"{os.path.abspath(p)}\n" for p in train[:count] + held_out))
       run = run_once(f"{count}-seed{seed}", photo_list, seed)
-      runs.append(scaling_report.read_run(run, num_photos=count, seed=seed))
-  noise = noise_reference(pathlib.Path(runs[0]["path"]) / "val_splices")
+      splices = {HELD_OUT: run / "val_splices", **benchmarks}
+      metrics = {name: evaluate(["--checkpoint", str(run / "bundled_model")], folder,
+                                run / ("eval_val_splices" if name == HELD_OUT else f"eval_{name}"))
+                 for name, folder in splices.items()}
+      runs.append(scaling_report.read_run(run, metrics, num_photos=count, seed=seed))
+  noise = {name: evaluate(["--method", "noise"], folder, work / f"noise_{name}")
+           for name, folder in {HELD_OUT: pathlib.Path(runs[0]["path"]) / "val_splices",
+                                **benchmarks}.items()}
   scaling_report.write(pathlib.Path(_OUT.value), runs, noise)
 
 

@@ -1,8 +1,8 @@
-"""The scaling curve's table, JSON and plot, from the runs' own files.
+"""The scaling curve's table, JSON and plot, from the runs' own files and splice metrics.
 
-A run (scripts/train_bundled_model.sh) leaves eval_val_splices/metrics.json (the held-out
-cameras' synthetic splices), stage1/metrics.jsonl (held-out attribute AUCs at every evaluation
-step) and stage2/metrics.jsonl (the same-image classifier's AUC).
+A run (scripts/train_bundled_model.sh) leaves stage1/metrics.jsonl (held-out attribute AUCs at
+every evaluation step) and stage2/metrics.jsonl (the same-image classifier's AUC); each set of
+splices it is measured on gives a metrics.json.
 """
 
 from __future__ import annotations
@@ -25,15 +25,17 @@ def _evaluations(metrics_jsonl: pathlib.Path) -> list[dict[str, Any]]:
   return [line for line in lines if "val/mean_auc" in line]
 
 
-def read_run(run: pathlib.Path, *, num_photos: int, seed: int) -> dict[str, Any]:
-  """One row: the splice metrics, the final stage-1 and stage-2 AUCs and the stage-1 curve."""
+def read_run(run: pathlib.Path, splices: dict[str, dict[str, float]], *, num_photos: int,
+             seed: int) -> dict[str, Any]:
+  """One row: the splice metrics of each set (`splices`: set name -> its metrics.json), the
+  final stage-1 and stage-2 AUCs and the stage-1 curve."""
   batch_size = checkpointing.restore_config(run / "stage1").train.batch_size
   stage1 = _evaluations(run / "stage1" / "metrics.jsonl")
   stage2 = _evaluations(run / "stage2" / "metrics.jsonl")
-  splices = json.loads((run / "eval_val_splices" / "metrics.json").read_text())
   return {
       "path": str(run), "num_photos": num_photos, "seed": seed,
-      **{name: splices[name] for name in SPLICE_METRICS},
+      **{f"{name}/{metric}": metrics[metric] for name, metrics in splices.items()
+         for metric in SPLICE_METRICS},
       "stage1_mean_auc": stage1[-1]["val/mean_auc"],
       "stage1_camera_model_auc": stage1[-1].get(CAMERA_AUC),
       "stage2_auc": stage2[-1]["val/mean_auc"],
@@ -60,9 +62,15 @@ def _by_photos(runs: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
   return groups
 
 
-def table(runs: list[dict[str, Any]], noise: dict[str, float]) -> str:
-  """Markdown: a row a run, a mean (sd) row a photo count, the noise method's row."""
-  columns = (*SPLICE_METRICS, "stage1_camera_model_auc", "stage1_mean_auc", "stage2_auc")
+def _splice_columns(noise: dict[str, dict[str, float]]) -> list[str]:
+  return [f"{name}/{metric}" for name in noise for metric in SPLICE_METRICS]
+
+
+def table(runs: list[dict[str, Any]], noise: dict[str, dict[str, float]]) -> str:
+  """Markdown: a row a run, a mean (sd) row a photo count, the noise method's row. `noise`:
+  splice set name -> the noise method's metrics on it."""
+  columns = (*_splice_columns(noise), "stage1_camera_model_auc", "stage1_mean_auc",
+             "stage2_auc")
   lines = ["| training photos | seed | " + " | ".join(columns) + " |",
            "| ---: | --- |" + " ---: |" * len(columns)]
   def cell(value: float | None) -> str:
@@ -74,34 +82,40 @@ def table(runs: list[dict[str, Any]], noise: dict[str, float]) -> str:
     if len(group) > 1:
       lines.append(f"| {count} | mean (sd) | " + " | ".join(
           _mean_sd_cell([r[c] for r in group if r[c] is not None]) for c in columns) + " |")
+  flat_noise = {f"{name}/{m}": v for name, metrics in noise.items() for m, v in metrics.items()}
   lines.append("| `--method noise` | no training | "
-               + " | ".join(cell(noise.get(c)) for c in columns) + " |")
+               + " | ".join(cell(flat_noise.get(c)) for c in columns) + " |")
   return "\n".join(lines) + "\n"
 
 
-def chart(runs: list[dict[str, Any]], noise: dict[str, float]) -> bytes:
-  """Left: the splice metrics (seed mean, sd bars) against training photos, the noise method
-  dashed. Right: stage 1's held-out mean AUC against pairs seen, a line a photo count."""
+def chart(runs: list[dict[str, Any]], noise: dict[str, dict[str, float]]) -> bytes:
+  """A panel a splice set: its metrics (seed mean, sd bars) against training photos, the noise
+  method dashed. Last: stage 1's held-out mean AUC against pairs seen, a line a photo count."""
   groups = _by_photos(runs)
-  stats = {m: [_mean_sd([r[m] for r in g]) for g in groups.values()] for m in SPLICE_METRICS}
-  splices = line_chart.Panel(
-      title="splices vs photos (dashed: noise)", x_labels=[str(c) for c in groups],
-      series={m: [mean for mean, _ in stats[m]] for m in SPLICE_METRICS},
-      spread={m: [sd for _, sd in stats[m]] for m in SPLICE_METRICS},
-      references={m: noise[m] for m in SPLICE_METRICS if m in noise})
+  panels = []
+  for name, reference in noise.items():
+    stats = {m: [_mean_sd([r[f"{name}/{m}"] for r in g]) for g in groups.values()]
+             for m in SPLICE_METRICS}
+    panels.append(line_chart.Panel(
+        title=f"{name} splices vs photos", x_labels=[str(c) for c in groups],
+        series={m: [mean for mean, _ in stats[m]] for m in SPLICE_METRICS},
+        spread={m: [sd for _, sd in stats[m]] for m in SPLICE_METRICS},
+        references={m: reference[m] for m in SPLICE_METRICS if m in reference}))
   pairs = sorted({point["pairs_seen"] for run in runs for point in run["curve"]})
   curves = {}
   for count, group in groups.items():
     at = [{p["pairs_seen"]: p["stage1_mean_auc"] for p in run["curve"]} for run in group]
     curves[f"{count} photos"] = [
         statistics.mean(a[p] for a in at) if all(p in a for a in at) else None for p in pairs]
-  stage1 = line_chart.Panel(
-      title="stage-1 held-out AUC vs pairs seen", x_labels=[f"{p // 1000}k" if p >= 1000 else str(p) for p in pairs],
-      series=curves, y_range=(0.4, 0.9))
-  return line_chart.png([splices, stage1])
+  panels.append(line_chart.Panel(
+      title="stage-1 held-out AUC vs pairs seen",
+      x_labels=[f"{p // 1000}k" if p >= 1000 else str(p) for p in pairs],
+      series=curves, y_range=(0.4, 0.9)))
+  return line_chart.png(panels)
 
 
-def write(out: pathlib.Path, runs: list[dict[str, Any]], noise: dict[str, float]) -> None:
+def write(out: pathlib.Path, runs: list[dict[str, Any]],
+          noise: dict[str, dict[str, float]]) -> None:
   out.mkdir(parents=True, exist_ok=True)
   files.write_json(out / "scaling.json", {"runs": runs, "noise_method": noise})
   files.write_atomic(out / "scaling.md", table(runs, noise))
