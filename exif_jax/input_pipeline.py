@@ -313,16 +313,12 @@ def _name_codes(config: ml_collections.ConfigDict, split: str,
 
 def virtual_camera_components(config: ml_collections.ConfigDict) -> tuple[str, ...]:
   """model.virtual_camera_components as config.data implies: the component columns the model
-  predicts after the attributes when virtual pairs are on, () when off."""
+  predicts after the attributes when virtual pairs are on, () when off (train.with_derived_fields
+  refuses a model config that says otherwise)."""
   fraction = config.data.virtual_camera_fraction
   if not 0.0 <= fraction <= 1.0:
     raise ValueError(f"config.data.virtual_camera_fraction={fraction}: must be in [0, 1]")
-  derived = virtual_camera.COMPONENTS if fraction > 0 else ()
-  given = tuple(config.model.virtual_camera_components)
-  if given and given != derived:
-    raise ValueError(f"config.model.virtual_camera_components={given}: derived from "
-                     f"config.data.virtual_camera_fraction, which gives {derived}; leave it unset")
-  return derived
+  return virtual_camera.COMPONENTS if fraction > 0 else ()
 
 
 def num_labels(config: ml_collections.ConfigDict) -> int:

@@ -51,14 +51,14 @@ def with_derived_fields(config: ml_collections.ConfigDict) -> ml_collections.Con
       "post_processing_classes": (augment.Options.from_config(config.data).set_sizes
                                   if config.train.post_processing_weight > 0 else ()),
       "camera_names": (camera_labels.training_cameras(config.data)
-                       if config.stage == "camera_classification" else ())}
+                       if config.stage == "camera_classification" else ()),
+      "virtual_camera_components": input_pipeline.virtual_camera_components(config)}
   for name, value in fields.items():
     given = tuple(config.model[name])
     if given and given != value:
       raise ValueError(f"config.model.{name}={given}: derived from the data and the stage, "
                        f"which give {value}; leave it unset")
     derived.model[name] = value
-  derived.model.virtual_camera_components = input_pipeline.virtual_camera_components(config)
   return derived
 
 

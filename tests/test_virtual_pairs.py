@@ -9,6 +9,7 @@ from exif_jax import augment
 from exif_jax import exif_attrs
 from exif_jax import input_pipeline
 from exif_jax import records
+from exif_jax import train
 from exif_jax import virtual_camera
 from exif_jax import virtual_pairs
 from test_input_pipeline import assert_same_batches
@@ -116,7 +117,7 @@ def test_the_component_columns_follow_the_configured_fraction(shards_dir):
   assert input_pipeline.num_labels(config) == exif_attrs.NUM_ATTRIBUTES + NUM_COMPONENTS
   config.model.virtual_camera_components = ("virtual_cfa",)
   with pytest.raises(ValueError, match=r"virtual_camera_components=\('virtual_cfa',\): derived"):
-    input_pipeline.virtual_camera_components(config)
+    train.with_derived_fields(config)
   config.data.virtual_camera_fraction = 1.5
   with pytest.raises(ValueError, match=r"virtual_camera_fraction=1.5: must be in \[0, 1\]"):
     input_pipeline.virtual_camera_components(config)
