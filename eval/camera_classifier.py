@@ -83,8 +83,7 @@ class CameraLocalizer:
   def prepare(self, image: np.ndarray) -> consistency_lib.PatchGrid:
     """The host work on `image` (its patches), which may run in another thread ahead of
     __call__. Raises ValueError for an image smaller than one patch."""
-    return consistency_lib.cut_grid(image, num_patches=self.options.num_patches,
-                                    stride=self.options.stride)
+    return self.options.patch_grid(image)
 
   def __call__(self, image: np.ndarray,
                prepared: consistency_lib.PatchGrid | None = None) -> localizer_lib.Localization:

@@ -42,6 +42,11 @@ class Options:
   num_separating: int = 3
   pair_memory_bytes: int = 256 * 2**20  # Pair activations live at most this much at a time.
 
+  def patch_grid(self, image: np.ndarray) -> consistency_lib.PatchGrid:
+    """The patches these options cut from `image`. Raises ValueError for an image smaller than
+    one patch."""
+    return consistency_lib.cut_grid(image, num_patches=self.num_patches, stride=self.stride)
+
 
 # The options that change what a Localizer returns (pair_memory_bytes only changes blocking).
 _RESULT_OPTIONS = ("num_patches", "stride", "ncuts", "attribute_maps", "attribute_map_side",
@@ -77,8 +82,7 @@ class Localizer:
   def prepare(self, image: np.ndarray) -> consistency_lib.PatchGrid:
     """The host work on `image` (its patches), which may run in another thread ahead of
     __call__. Raises ValueError for an image smaller than one patch."""
-    return consistency_lib.cut_grid(image, num_patches=self.options.num_patches,
-                                    stride=self.options.stride)
+    return self.options.patch_grid(image)
 
   def __call__(self, image: np.ndarray,
                prepared: consistency_lib.PatchGrid | None = None) -> Localization:
