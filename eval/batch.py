@@ -217,11 +217,16 @@ def _earlier_result(example: datasets.Example, out: pathlib.Path,
                     max_pixels: int) -> dict[str, Any] | None:
   """The result an earlier run left for this input, if the input is unchanged since (same
   path and sha256) and its map and thumbnail are still there; skips are never kept."""
-  identity = _identity(example)
-  name = identity["stem"]
-  record = _read_record(example, out)
+  return _kept(_read_record(example, out), example, out, max_pixels)
+
+
+def _kept(record: Any, example: datasets.Example, out: pathlib.Path,
+          max_pixels: int) -> dict[str, Any] | None:
+  """`record` (what OUT/results holds for `example`) if _earlier_result keeps it, else None."""
   if record is None:
     return None
+  identity = _identity(example)
+  name = identity["stem"]
   try:
     identity["sha256"] = image_io.file_sha256(example.image_path, max_pixels)
   except (OSError, ValueError):  # An input gone bad.
@@ -238,7 +243,7 @@ def _final_result(example: datasets.Example, out: pathlib.Path,
   if (isinstance(record, dict) and isinstance(record.get("error"), str)
       and all(record.get(k) == v for k, v in _identity(example).items())):
     return record
-  return _earlier_result(example, out, max_pixels)
+  return _kept(record, example, out, max_pixels)
 
 
 def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
@@ -256,6 +261,9 @@ def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
   """
   settings = {**localizer.settings, "max_pixels": max_pixels, **(input_settings or {})}
   whole_list, examples = examples, split.take(examples)
+  if split != workers.WHOLE_LIST:
+    logging.info("worker %d of %d: %d of the %d images", split.index, split.num_workers,
+                 len(examples), len(whole_list))
   with out_folder.locked(out, split.index, split.num_workers):
     out_folder.claim(out, settings)
     (out / "results").mkdir(exist_ok=True)

@@ -7,7 +7,6 @@ from typing import Any, Sequence
 import ml_collections
 from absl import app
 from absl import flags
-from absl import logging
 
 from eval import batch
 from eval import camera_classifier
@@ -126,9 +125,6 @@ def run_batch(examples: list[datasets.Example], title: str,
     if perturbations:
       return robustness.sweep(examples, localizer, out, perturbations,
                               max_pixels=MAX_PIXELS.value, title=title)
-    if split != workers.WHOLE_LIST:
-      logging.info("worker %d of %d: %d of the %d images", split.index, split.num_workers,
-                   len(split.take(examples)), len(examples))
     return batch.run(examples, localizer, out, max_pixels=MAX_PIXELS.value, title=title,
                      split=split)
   except out_folder.OutError as e:

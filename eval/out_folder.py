@@ -83,8 +83,9 @@ def locked(out: pathlib.Path, worker_index: int = 0, num_workers: int = 1) -> It
 
   A run over the whole list (num_workers 1) holds OUT alone. Worker `worker_index` of
   `num_workers` shares OUT with the other workers of that split and holds its own share
-  alone: never two processes on one share, never workers of two different splits. Temporary files a killed run left behind are removed when a run starts alone
-  (a running worker may be writing its own).
+  alone: never two processes on one share, never workers of two different splits. Temporary
+  files a killed run left behind are removed when a run starts alone (a running worker may be
+  writing its own).
   """
   with contextlib.ExitStack() as stack:
     fd = _open_lock(out / _LOCK)

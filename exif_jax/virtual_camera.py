@@ -139,4 +139,3 @@ def sharpen(image: np.ndarray, amount: float) -> np.ndarray:
   if not amount:
     return image
   return cv2.addWeighted(image, 1 + amount, augment.blur(image, 1.0), -amount, 0)
-
