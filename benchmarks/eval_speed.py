@@ -1,23 +1,24 @@
 """Evaluation speed on one 960x720 image: python benchmarks/eval_speed.py [--image PATH].
 
-Prints JSON per config (the paper's ResNet-50 and the CPU config, random weights; `--configs`
-picks them): seconds for each step, each timed on its own: the backbone (features and split
-projection of every patch), the pairs (every ordered pair through the rest of the head and the
-classifier), Mean Shift (response-map coordinates, modes, the dominant mode's matrix row), map
-upsampling (that row's full-resolution map), the opt-in per-attribute maps (the pairs with a
-dominant-region patch on one side, again, and their maps) and output writing (the map's .npy
-and PNG heatmap, the thumbnail); `total_s`, the whole `Localizer` call without per-attribute
-maps plus writing its outputs, and each step's share of it; the image's model FLOPs from XLA's
-cost analysis, the FLOP floor they imply at a float32 matmul peak measured in the same run,
-and the total's ratio to that floor. The baseline (skipped with `--no_baseline`) is the
-original dense algorithm in numpy and scikit-learn on the same patches and features: every
-pair runs the whole head on concat(f_i, f_j), response maps are accumulated patch by patch,
-sklearn's MeanShift finds the modes. Its pair time is extrapolated from `--baseline_rows` rows
-of the matrix where the full matrix would take minutes (said in the output). For the CPU
-config it also times the `Localizer` call of an ensemble of `--ensemble_size` models (other
-seeds) against one member. `folder`: benchmarks/eval_folder.py (images per second over a folder,
-`--folder`, with the bundled model, and the share of the loop the devices wait for the host)
-in processes with each of `--folder_devices` fake CPU devices.
+Prints JSON per config (the paper's ResNet-50 and the CPU config, random weights; `--configs` picks
+them): seconds for each step, each timed on its own: the backbone (features and split projection of
+every patch), the pairs (every ordered pair through the rest of the head and the classifier), Mean
+Shift (response-map coordinates, modes, the dominant mode's matrix row), map upsampling (that row's
+full-resolution map), the opt-in per-attribute maps (the pairs with a dominant-region patch on one
+side, again, and their maps) and output writing (the map's .npy and PNG heatmap, the thumbnail);
+`total_s`, the whole `Localizer` call without per-attribute maps plus writing its outputs, and each
+step's share of it; the image's model FLOPs from XLA's cost analysis, the FLOP floor they imply at
+a float32 matmul peak measured in the same run, and the total's ratio to that floor; the GFLOP/s of
+the backbone and of the pairs, and of each stage of the backbone (`backbone_stages`) on one batch,
+to show where the floor is lost. The baseline (skipped with `--no_baseline`) is the original dense
+algorithm in numpy and scikit-learn on the same patches and features: every pair runs the whole
+head on concat(f_i, f_j), response maps are accumulated patch by patch, sklearn's MeanShift finds
+the modes. Its pair time is extrapolated from `--baseline_rows` rows of the matrix where the full
+matrix would take minutes (said in the output). For the CPU config it also times the `Localizer`
+call of an ensemble of `--ensemble_size` models (other seeds) against one member. `folder`:
+benchmarks/eval_folder.py (images per second over a folder, `--folder`, with the bundled model, and
+the share of the loop the devices wait for the host) in processes with each of `--folder_devices`
+fake CPU devices.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import jax  # pylint: disable=g-import-not-at-top
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from PIL import Image
@@ -50,6 +52,7 @@ from eval import localizer
 from eval import maps
 from eval import patch_grid
 from exif_jax import train
+from exif_jax.models import siamese
 
 # pylint: disable=protected-access  # The steps of Localizer and batch, timed one by one.
 
@@ -77,8 +80,10 @@ def load_image(path: pathlib.Path | None) -> np.ndarray:
     return np.asarray(image.crop((left, top, left + width, top + height)))
 
 
-def model_flops(scorer: consistency.ConsistencyModel, patches: np.ndarray, a, b) -> float:
-  """Backbone + pairs FLOPs of one image, as the jitted programs run them (padding included)."""
+def model_flops(scorer: consistency.ConsistencyModel, patches: np.ndarray, a,
+                b) -> dict[str, float]:
+  """Backbone and pairs FLOPs of one image, as the jitted programs run them (padding
+  included)."""
   batch = patches[:scorer.feature_batch]
   batch = np.pad(batch, ((0, scorer.feature_batch - len(batch)), (0, 0), (0, 0), (0, 0)))
   project = scorer._project.jitted.lower(scorer._states, batch).compile()
@@ -86,7 +91,41 @@ def model_flops(scorer: consistency.ConsistencyModel, patches: np.ndarray, a, b)
   rows = scorer.rows_per_block(len(patches))
   block = jax.ShapeDtypeStruct((a.shape[0], rows, a.shape[2]), a.dtype)
   pairs = scorer._pairs.jitted.lower(scorer._states, block, b).compile()
-  return common.flops(project) * num_batches + common.flops(pairs) * -(-len(patches) // rows)
+  return {"backbone": common.flops(project) * num_batches,
+          "pairs": common.flops(pairs) * -(-len(patches) // rows)}
+
+
+def backbone_stages(model: nnx.Module, patches: np.ndarray, repeats: int) -> list[dict]:
+  """Seconds and GFLOP/s of each stage of the ResNet (the stem conv, then each block of
+  residual units) on one batch of 64 patches: where the backbone falls short of the matmul
+  peak. Each stage is timed as the prefix up to it minus the prefix before it."""
+  backbone = model.backbone
+  graphdef, state = nnx.split(backbone)
+  x = siamese.scale_patches(jnp.asarray(next(patch_grid.batches(patches, 64))[0]))
+
+  def prefix(num_blocks):
+    def run(state, x):
+      net = nnx.merge(graphdef, state)
+      x = net.conv1(x)
+      if num_blocks:
+        x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+      for block in list(net.blocks)[:num_blocks]:
+        for unit in block:
+          x = unit(x)
+      return x
+    return jax.jit(run)
+
+  stages, before = [], {"seconds": 0.0, "flops": 0.0}
+  for num_blocks in range(len(backbone.blocks) + 1):
+    run = prefix(num_blocks)
+    upto = {"seconds": common.seconds_per_call(lambda: run(state, x), repeats),
+            "flops": common.flops(run.lower(state, x).compile())}
+    seconds, flops = (upto[k] - before[k] for k in ("seconds", "flops"))
+    stages.append({"stage": f"block{num_blocks}" if num_blocks else "stem_conv",
+                   "seconds": seconds, "gflop": flops / 1e9,
+                   "gflop_per_s": flops / 1e9 / max(seconds, 1e-9)})
+    before = upto
+  return stages
 
 
 def dense_pairs(model: nnx.Module, features: np.ndarray, rows: int) -> np.ndarray:
@@ -185,9 +224,13 @@ def measure(config, image: np.ndarray, peak: float, repeats: int,
       "step_shares": {name: seconds / total for name, seconds in steps.items()},
       "post_pair_share": sum(steps[name] for name in POST_PAIR_STEPS) / total,
   }
-  flops = model_flops(scorer, patches, a, b)
+  parts = model_flops(scorer, patches, a, b)
+  flops = sum(parts.values())
   result.update(model_flops=flops, flop_floor_s=flops / peak,
-                total_over_flop_floor=result["total_s"] / (flops / peak))
+                total_over_flop_floor=result["total_s"] / (flops / peak),
+                backbone_gflop_per_s=parts["backbone"] / 1e9 / result["backbone_s"],
+                pairs_gflop_per_s=parts["pairs"] / 1e9 / result["pairs_s"],
+                backbone_stages=backbone_stages(model, patches, repeats))
   if not baseline:
     return result
 
