@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from exif_jax.exif_attrs import NUM_ATTRIBUTES
-from exif_jax.models import ExifConsistencyModel, ResNetV2, resnet_v2, scale_patches
+from exif_jax.models import ExifConsistencyModel, ResNetV2, scale_patches
 
 
 def small_config(depth: int = 18, dtype: str = "float32") -> ml_collections.ConfigDict:
@@ -212,22 +212,3 @@ def test_unknown_model_field_is_refused():
 def test_unknown_depth():
   with pytest.raises(ValueError, match="depth"):
     ResNetV2(42, 4, rngs=nnx.Rngs(0))
-
-
-@pytest.mark.parametrize("shape", [(128, 128, 3), (33, 30, 3), (31, 34, 11)])
-def test_root_conv_on_folded_pixels_equals_the_strided_conv(shape):
-  """The root conv runs on 2x2-folded pixels for speed: its output and its kernel's gradient
-  must be the strided conv's, on odd and even sizes and with extra input channels."""
-  conv = nnx.Conv(shape[-1], 8, (7, 7), (2, 2), padding=3, rngs=nnx.Rngs(0))
-  conv.bias[...] = jnp.linspace(-1, 1, 8)
-  x = jnp.asarray(np.random.RandomState(1).randn(2, *shape).astype(np.float32))
-  folded = resnet_v2.strided_conv_on_folded_pixels
-  np.testing.assert_allclose(folded(conv, x), conv(x), atol=1e-5)
-
-  def gradient(fn):
-    return nnx.grad(lambda conv: jnp.sum(jnp.sin(fn(conv, x))))(conv)
-
-  plain, on_folded = gradient(lambda conv, x: conv(x)), gradient(folded)
-  for name in ("kernel", "bias"):
-    np.testing.assert_allclose(getattr(on_folded, name)[...], getattr(plain, name)[...],
-                               rtol=1e-4, atol=1e-3)

@@ -50,38 +50,6 @@ def _conv(in_features: int, out_features: int, kernel_size: int, stride: int = 1
       kernel_init=nnx.initializers.he_normal(), rngs=rngs)
 
 
-def strided_conv_on_folded_pixels(conv: nnx.Conv, x: jax.Array) -> jax.Array:
-  """`conv(x)` for a stride-2 conv with symmetric padding, computed on 2x2-folded pixels.
-
-  Folding each 2x2 block of pixels into channels (space to depth) turns a KxK stride-2 conv
-  into a ceil(K/2)-square stride-1 conv on 4x the channels, with the kernel rearranged (and
-  zero-padded to an even size): the same sums in another order. The root conv sees only 3
-  colour channels, a shape convolution kernels run poorly; folded, it runs about 1.6x faster
-  on CPU (benchmarks/train_step.py) and the parameters keep their shape.
-  """
-  size = conv.kernel_size[0]
-  pad = size // 2
-  kernel = conv.kernel[...]
-  dtype = conv.dtype or x.dtype
-  height, width = x.shape[1:3]
-  # Pad to even sizes; the extra row/column meets only the kernel's zero padding.
-  x = jnp.pad(x.astype(dtype), ((0, 0), (pad, pad + (height + 2 * pad) % 2),
-                                (pad, pad + (width + 2 * pad) % 2), (0, 0)))
-  n, h, w, c = x.shape
-  x = x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
-  x = x.reshape(n, h // 2, w // 2, 4 * c)
-  taps = -(-size // 2)
-  kernel = jnp.pad(kernel.astype(dtype), ((0, 2 * taps - size), (0, 2 * taps - size),
-                                          (0, 0), (0, 0)))
-  kernel = kernel.reshape(taps, 2, taps, 2, c, -1).transpose(0, 2, 1, 3, 4, 5)
-  kernel = kernel.reshape(taps, taps, 4 * c, -1)
-  y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID",
-                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  if conv.bias is not None:
-    y = y + conv.bias[...].astype(dtype)
-  return y
-
-
 def _batch_norm(num_features: int, *, dtype: Any, rngs: nnx.Rngs) -> nnx.BatchNorm:
   return nnx.BatchNorm(num_features, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype,
                        rngs=rngs)
@@ -162,7 +130,7 @@ class ResNetV2(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     if self.noise_residuals:
       x = jnp.concatenate([x, residuals_lib.noise_residuals(x)], axis=-1)
-    x = strided_conv_on_folded_pixels(self.conv1, x.astype(self.dtype))
+    x = self.conv1(x.astype(self.dtype))
     x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
     for block in self.blocks:
       for unit in block:
