@@ -1,6 +1,7 @@
 """Evaluation speed on one 960x720 image: python benchmarks/eval_speed.py [--image PATH].
 
-Prints JSON per config (the paper's ResNet-50 and the CPU config, random weights; `--configs` picks
+Prints JSON per config (the paper's ResNet-50 with random weights and the CPU config with the
+bundled model's weights, whose consistency matrices Mean Shift works on in use; `--configs` picks
 them): seconds for each step, each timed on its own: the backbone (features and split projection of
 every patch), the pairs (every ordered pair through the rest of the head and the classifier), Mean
 Shift (response-map coordinates, modes, the dominant mode's matrix row), map upsampling (that row's
@@ -51,6 +52,7 @@ from eval import consistency
 from eval import localizer
 from eval import maps
 from eval import patch_grid
+from exif_jax import checkpointing
 from exif_jax import train
 from exif_jax.models import siamese
 
@@ -193,15 +195,16 @@ def step_seconds(scorer: consistency.ConsistencyModel, whole: localizer.Localize
 
 
 def measure(config, image: np.ndarray, peak: float, repeats: int,
-            baseline_rows: int | None = None, baseline: bool = True) -> dict[str, float]:
-  """One config's timings; the baseline (unless `baseline` is False) times `baseline_rows`
-  pair rows (None: all).
+            baseline_rows: int | None = None, baseline: bool = True,
+            model: nnx.Module | None = None) -> dict[str, float]:
+  """One config's timings, of `model` (random weights if None); the baseline (unless
+  `baseline` is False) times `baseline_rows` pair rows (None: all).
 
   `steps_s`: each step's seconds; `step_shares`: each over `total_s`, the whole `Localizer`
   call (per-attribute maps excluded: they are opt-in) plus writing its outputs;
   `post_pair_share`: the steps after the pairs that every image runs, over `total_s`.
   """
-  model = train.create_model(config)
+  model = train.create_model(config) if model is None else model
   model.eval()
   scorer = consistency.ConsistencyModel(model)
   whole = localizer.Localizer(model, localizer.Options(attribute_maps=True))
@@ -306,7 +309,8 @@ def main():
             "matmul_peak_flops_per_s": peak}
   small = cpu.get_config()
   if "cpu" in args.configs:
-    result["cpu"] = measure(small, image, peak, args.repeats, baseline=not args.no_baseline)
+    result["cpu"] = measure(small, image, peak, args.repeats, baseline=not args.no_baseline,
+                            model=checkpointing.restore(checkpointing.BUNDLED_MODEL))
   if "cpu_ensemble" in args.configs:
     result["cpu_ensemble"] = measure_ensemble(small, image, args.ensemble_size, args.repeats)
   if "exif_resnet50" in args.configs:
