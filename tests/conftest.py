@@ -53,6 +53,12 @@ def run_data_prep(photos: pathlib.Path, out: pathlib.Path, *extra: str):
   return subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
 
 
+def foreground_sigint() -> None:
+  """A child's SIGINT as a terminal's foreground job has it (preexec_fn): a shell starts
+  background jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored."""
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 600,
               sig: int = signal.SIGKILL) -> subprocess.CompletedProcess:
   """Runs `command` in the repository and sends its process group `sig` (SIGKILL unless told)
@@ -63,11 +69,8 @@ def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 60
   what the process left behind.
   """
   with tempfile.TemporaryFile("w+") as stderr:  # A pipe could fill up and block the command.
-    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT
-    # ignored: give the command the default, as a terminal's foreground job has.
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr,
-                               text=True, start_new_session=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               text=True, start_new_session=True, preexec_fn=foreground_sigint)
     deadline = time.monotonic() + timeout
     while not ready() and process.poll() is None and time.monotonic() < deadline:
       time.sleep(0.01)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FIXTURES, REPO, kill_when
+from conftest import FIXTURES, REPO, foreground_sigint, kill_when
 from data_prep import photos as photo_inputs
 from eval import batch
 
@@ -306,7 +306,7 @@ except KeyboardInterrupt:
 def test_a_ctrl_c_dropped_in_a_gc_callback_still_stops_the_loop_quietly():
   """JAX's gc callback can swallow the KeyboardInterrupt of a Ctrl-C: the loops still stop."""
   result = subprocess.run([sys.executable, "-c", LOST_CTRL_C], cwd=REPO, capture_output=True,
-                          text=True, check=False)
+                          text=True, check=False, preexec_fn=foreground_sigint)
   assert (result.returncode, result.stdout, result.stderr) == (0, "went on\nstopped\n", "")
 
 
