@@ -22,6 +22,8 @@ from flax import nnx
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "data"  # The test corpus: photos/, camera/, edge/, tampered/.
+# 4 splices and 2 authentic crops (512x512, with masks) between held-out chart cameras.
+CHART_SPLICES = FIXTURES / "chart_splices"
 PHOTOS = FIXTURES / "photos"  # 11 camera models, 3 photos each.
 SHARED_DATA = REPO.parent / "shared" / "data"  # The full photo set, for shared_data tests.
 
@@ -118,16 +120,20 @@ def tiny_run(shards_dir, tmp_path_factory):
   return workdir, train.train_and_evaluate(tiny_config(shards_dir), str(workdir))
 
 
-@pytest.fixture(scope="session")
-def bundled_examples_out(tmp_path_factory) -> pathlib.Path:
-  """OUT of `exif-jax localize examples/images` with the bundled model (no --checkpoint)."""
-  out = tmp_path_factory.mktemp("bundled_examples") / "out"
+def localize_with_bundled_model(images: pathlib.Path, out: pathlib.Path) -> pathlib.Path:
+  """OUT of `exif-jax localize IMAGES` with the bundled model (no --checkpoint)."""
   result = subprocess.run(
-      [sys.executable, "-m", "exif_jax", "localize", str(REPO / "examples" / "images"),
-       "--out", str(out), "--num_patches", "64"], cwd=REPO, capture_output=True, text=True,
-      check=False)
+      [sys.executable, "-m", "exif_jax", "localize", str(images), "--out", str(out),
+       "--num_patches", "64"], cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode == 0, result.stderr[-2000:]
   return out
+
+
+@pytest.fixture(scope="session")
+def bundled_examples_out(tmp_path_factory) -> pathlib.Path:
+  """OUT of the README's `exif-jax localize examples/images`."""
+  return localize_with_bundled_model(REPO / "examples" / "images",
+                                     tmp_path_factory.mktemp("bundled_examples") / "out")
 
 
 def params(model) -> list[np.ndarray]:

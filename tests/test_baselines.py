@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 from PIL import Image
 
-from conftest import REPO
+from conftest import CHART_SPLICES, REPO
 from configs import camera_classification
 from configs import cpu
 from configs import image_consistency
@@ -23,8 +23,6 @@ from exif_jax import stages
 from exif_jax import train
 from test_run_eval import run_module
 
-EXAMPLES = REPO / "examples"  # 4 splices and 2 authentic images, with masks.
-
 
 def train_baseline(config_file, shards, workdir):
   """(workdir, saved config, restored model) of configs/<config_file>:tiny, 3 steps, trained
@@ -36,9 +34,9 @@ def train_baseline(config_file, shards, workdir):
 
 
 def eval_examples(out, *args):
-  """OUT of `eval.run_eval` over examples/ (a tiny benchmark with masks)."""
-  run_module("eval.run_eval", "--images", str(EXAMPLES / "images"), "--masks",
-             str(EXAMPLES / "masks"), "--out", str(out), "--num_patches", "32", *args)
+  """OUT of `eval.run_eval` over the chart splices (a tiny benchmark with masks)."""
+  run_module("eval.run_eval", "--images", str(CHART_SPLICES / "images"), "--masks",
+             str(CHART_SPLICES / "masks"), "--out", str(out), "--num_patches", "32", *args)
   return out
 
 
@@ -134,7 +132,7 @@ def test_patch_heat_splits_at_one_half_and_ranks_within_each_side():
 
 def test_camera_localizer_maps_each_patchs_heat(camera_run):
   _, _, model = camera_run
-  image = np.asarray(Image.open(EXAMPLES / "images" / "spliced_00000.png").convert("RGB"))
+  image = np.asarray(Image.open(CHART_SPLICES / "images" / "spliced_00000.png").convert("RGB"))
   image = image[:384, :384]
   localizer = camera_classifier.CameraLocalizer(model, localizer_lib.Options(stride=128))
   result = localizer(image)
@@ -153,7 +151,7 @@ def test_camera_classifier_evaluates_through_the_output_contract(camera_run, cam
                                                                   tmp_path):
   settings = json.loads((camera_eval / "settings.json").read_text())
   assert settings["method"] == "camera_classification" and settings["num_patches"] == 32
-  for mask in (EXAMPLES / "masks").iterdir():
+  for mask in (CHART_SPLICES / "masks").iterdir():
     heat = np.load(camera_eval / "maps" / f"{mask.stem}.npy")
     assert heat.shape == np.asarray(Image.open(mask)).shape[:2]
     assert heat.min() >= 0 and heat.max() <= 1
@@ -161,7 +159,7 @@ def test_camera_classifier_evaluates_through_the_output_contract(camera_run, cam
   assert metrics["num_localization_images"] == 4 and 0 <= metrics["p-mAP"] <= 1
   assert not (camera_eval / "attr_maps").exists()
   workdir = str(camera_run[0])
-  image = str(EXAMPLES / "images" / "spliced_00000.png")
+  image = str(CHART_SPLICES / "images" / "spliced_00000.png")
   shown = run_module("eval.localize", image, "--checkpoint", workdir, "--out",
                      str(tmp_path / "one"), "--num_patches", "32")
   assert shown.stdout.splitlines()[1].startswith("spliced_00000.png")

@@ -1,15 +1,21 @@
-"""The model shipped in the package: it restores alone and localizes the bundled examples."""
+"""The model shipped in the package: it restores alone, maps the examples and localizes splices
+between held-out chart cameras."""
 
 import numpy as np
 from PIL import Image
+import pytest
 
 from configs import cpu
-from conftest import REPO
+from conftest import CHART_SPLICES, REPO, localize_with_bundled_model
 from eval import metrics
 from exif_jax import checkpointing
 from exif_jax import train
 
-EXAMPLES = REPO / "examples"
+
+@pytest.fixture(scope="module")
+def chart_splices_out(tmp_path_factory):
+  return localize_with_bundled_model(CHART_SPLICES / "images",
+                                     tmp_path_factory.mktemp("chart_splices") / "out")
 
 
 def test_bundled_model_is_the_cpu_config_after_stage_two():
@@ -24,7 +30,7 @@ def test_bundled_model_is_the_cpu_config_after_stage_two():
 
 def test_localize_without_checkpoint_uses_the_bundled_model(bundled_examples_out):
   out = bundled_examples_out
-  stems = sorted(p.name for p in (EXAMPLES / "images").iterdir())  # Suffix included.
+  stems = sorted(p.name for p in (REPO / "examples" / "images").iterdir())  # Suffix included.
   assert sorted(p.stem for p in (out / "maps").glob("*.npy")) == stems
   for stem in stems:
     heat = np.load(out / "maps" / f"{stem}.npy")
@@ -34,14 +40,14 @@ def test_localize_without_checkpoint_uses_the_bundled_model(bundled_examples_out
   assert report.count("data:image/png;base64,") >= 2 * len(stems)
 
 
-def test_bundled_model_heats_the_pasted_regions_of_the_examples(bundled_examples_out):
-  """Every example splice is hotter inside its mask than outside: the weights are the
-  trained ones and the maps are aligned with the image (a shuffled or transposed map is not)."""
-  masks = sorted((EXAMPLES / "masks").glob("*.png"))
+def test_bundled_model_heats_the_pasted_regions_of_the_chart_splices(chart_splices_out):
+  """Every chart splice is hotter inside its mask than outside: the weights are the trained
+  ones and the maps are aligned with the image (a shuffled or transposed map is not)."""
+  masks = sorted((CHART_SPLICES / "masks").glob("*.png"))
   assert len(masks) == 4
   for mask_path in masks:
     mask = np.asarray(Image.open(mask_path)) > 127
-    heat = np.load(bundled_examples_out / "maps" / f"{mask_path.stem}.png.npy")
+    heat = np.load(chart_splices_out / "maps" / f"{mask_path.stem}.png.npy")
     assert heat[mask].mean() > heat[~mask].mean() + 0.02, mask_path.stem
     # Ranking pixels by heat finds the pasted ones well above chance (AP = the mask's area).
     assert metrics.average_precision(mask, heat) > 1.25 * mask.mean(), mask_path.stem

@@ -1,4 +1,4 @@
-"""The chance baseline: smooth random maps against the real masks of the examples."""
+"""The chance baseline: smooth random maps against the real masks of the chart splices."""
 
 import json
 import subprocess
@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from conftest import REPO
+from conftest import CHART_SPLICES, REPO
 from eval import chance
 from eval import datasets
 
@@ -20,7 +20,7 @@ def test_smooth_random_map_spans_zero_to_one_and_is_smooth():
 
 
 def test_chance_metrics_on_real_masks():
-  examples = datasets.folder_pair(REPO / "examples" / "images", REPO / "examples" / "masks")
+  examples = datasets.folder_pair(CHART_SPLICES / "images", CHART_SPLICES / "masks")
   first = chance.chance_metrics(examples, draws=2, seed=0)
   assert first["num_localization_images"] == 4 and first["draws"] == 2
   # p-mAP takes the better of the map and its inverse: chance is above 0.5, well below 1.
@@ -33,8 +33,8 @@ def test_chance_metrics_on_real_masks():
 
 def test_command_line_prints_the_metrics_as_json():
   result = subprocess.run(
-      [sys.executable, "-m", "eval.chance", str(REPO / "examples" / "images"),
-       str(REPO / "examples" / "masks"), "--draws", "1"],
+      [sys.executable, "-m", "eval.chance", str(CHART_SPLICES / "images"),
+       str(CHART_SPLICES / "masks"), "--draws", "1"],
       cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode == 0, result.stderr[-2000:]
   printed = json.loads(result.stdout)

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from conftest import CHART_SPLICES
 from eval import consistency
 from eval import localizer as localizer_lib
 from eval import maps
 from eval import patch_grid
 from exif_jax import checkpointing
 
-SPLICED = REPO / "examples" / "images" / "spliced_00000.png"
+SPLICED = CHART_SPLICES / "images" / "spliced_00000.png"
 
 
 @pytest.fixture(scope="module")

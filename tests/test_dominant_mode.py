@@ -1,11 +1,11 @@
 """Mean Shift on N map coordinates finds what it finds on the 4096-pixel response maps, on the
-bundled model's consistency matrices of the shipped examples."""
+bundled model's consistency matrices of the chart splices."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from conftest import CHART_SPLICES
 from eval import consistency
 from eval import maps
 from eval import mean_shift
@@ -22,7 +22,7 @@ def scorer():
 
 @pytest.mark.parametrize("name", ["spliced_00000", "authentic_00000"])
 def test_map_coordinates_match_the_response_maps(scorer, name):
-  image = np.asarray(Image.open(REPO / "examples" / "images" / f"{name}.png").convert("RGB"))
+  image = np.asarray(Image.open(CHART_SPLICES / "images" / f"{name}.png").convert("RGB"))
   result = scorer(image, num_patches=500)
   matrix, coords, shape = np.asarray(result.matrix), result.coords, image.shape[:2]
   responses = maps.response_maps(matrix, coords, shape).reshape(len(coords), -1)

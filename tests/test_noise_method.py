@@ -8,15 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, SHARED_DATA
+from conftest import CHART_SPLICES, REPO, SHARED_DATA
 from eval import metrics
 from eval import noise_method
 
-EXAMPLES = REPO / "examples"
-
 
 def load(kind: str, stem: str) -> np.ndarray:
-  return np.asarray(Image.open(EXAMPLES / kind / f"{stem}.png").convert("RGB"))
+  return np.asarray(Image.open(CHART_SPLICES / kind / f"{stem}.png").convert("RGB"))
 
 
 def test_pasted_region_of_another_camera_is_hotter():
@@ -62,34 +60,34 @@ def test_image_smaller_than_a_block_is_refused():
 
 def test_localize_and_eval_run_the_noise_method_through_the_output_contract(tmp_path):
   out = tmp_path / "localize"
-  command = [sys.executable, "-m", "eval.localize", str(EXAMPLES / "images"), "--out", str(out),
-             "--method", "noise"]
+  command = [sys.executable, "-m", "eval.localize", str(CHART_SPLICES / "images"), "--out",
+             str(out), "--method", "noise"]
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode == 0, result.stderr[-2000:]
   settings = json.loads((out / "settings.json").read_text())
   assert settings["method"] == "noise" and "model_sha256" not in settings
-  stems = sorted(p.name for p in (EXAMPLES / "images").glob("*.png"))  # Suffix included.
+  stems = sorted(p.name for p in (CHART_SPLICES / "images").glob("*.png"))  # Suffix included.
   assert sorted(p.stem for p in (out / "maps").glob("*.npy")) == stems
   expected = noise_method.NoiseLocalizer()(load("images", "spliced_00000")).map
   np.testing.assert_array_equal(np.load(out / "maps" / "spliced_00000.png.npy"), expected)
   assert "No model" in (out / "report.html").read_text()
 
   evaluated = tmp_path / "eval"
-  command = [sys.executable, "-m", "eval.run_eval", "--images", str(EXAMPLES / "images"),
-             "--masks", str(EXAMPLES / "masks"), "--out", str(evaluated), "--method", "noise"]
+  command = [sys.executable, "-m", "eval.run_eval", "--images", str(CHART_SPLICES / "images"),
+             "--masks", str(CHART_SPLICES / "masks"), "--out", str(evaluated), "--method", "noise"]
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode == 0, result.stderr[-2000:]
   metrics_json = json.loads((evaluated / "metrics.json").read_text())
   assert 0 <= metrics_json["p-mAP"] <= 1 and "detection_auc" in metrics_json
 
-  with_model = [sys.executable, "-m", "eval.localize", str(EXAMPLES / "images"), "--out",
+  with_model = [sys.executable, "-m", "eval.localize", str(CHART_SPLICES / "images"), "--out",
                 str(out), "--num_patches", "16"]
   result = subprocess.run(with_model, cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode != 0 and "other settings" in result.stderr  # Never mixed.
 
 
 def test_noise_method_refuses_model_flags(tmp_path):
-  command = [sys.executable, "-m", "eval.localize", str(EXAMPLES / "images"), "--out",
+  command = [sys.executable, "-m", "eval.localize", str(CHART_SPLICES / "images"), "--out",
              str(tmp_path / "out"), "--method", "noise", "--ncuts"]
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode != 0 and "--method noise uses no model" in result.stderr

@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FIXTURES, REPO, foreground_sigint, kill_when
+from conftest import CHART_SPLICES, FIXTURES, REPO, foreground_sigint, kill_when
 from data_prep import photos as photo_inputs
 from eval import batch
 
 CAMERA = sorted((FIXTURES / "camera").glob("*.jpg"))  # 640x480 but CAMERA[8], 480x640.
-EXAMPLE = REPO / "examples" / "images" / "authentic_00000.png"  # 512x480.
+EXAMPLE = CHART_SPLICES / "images" / "authentic_00000.png"  # 512x480.
 LONG = "a" * 242 + ".jpg"  # 246 bytes: a file system takes it, OUT/maps/<it>.npy not.
 NON_UTF8 = os.fsdecode(b"\xff" * 96 + b".jpg")  # 100 bytes, 292 once escaped.
 CONTROL = "\x1b[31mred.jpg"  # A terminal escape code.

@@ -1,4 +1,4 @@
-"""The robustness sweep (`eval --perturb`) on the shipped examples, through the real CLI."""
+"""The robustness sweep (`eval --perturb`) on the chart splices, through the real CLI."""
 
 import base64
 import io
@@ -9,25 +9,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from conftest import CHART_SPLICES
 from eval import datasets
 from eval import perturbations
 from test_run_eval import run_module
 
-EXAMPLES = REPO / "examples"
 SWEEP = ["--perturb", "jpeg=90,50", "--perturb", "resize=0.5", "--perturb", "blur=2"]
 LEVELS = {"jpeg": ["90", "50"], "resize": ["0.5"], "blur": ["2"]}
 METRICS = ("p-mAP", "pixel_mAP", "detection_auc")
 
 
 def eval_args(out, *extra):
-  return ["--images", str(EXAMPLES / "images"), "--masks", str(EXAMPLES / "masks"),
+  return ["--images", str(CHART_SPLICES / "images"), "--masks", str(CHART_SPLICES / "masks"),
           "--out", str(out), "--num_patches", "16", *extra]
 
 
 @pytest.fixture(scope="module")
 def sweep_out(tmp_path_factory):
-  """OUT of a sweep of the bundled model over examples/ (4 spliced, 2 authentic)."""
+  """OUT of a sweep of the bundled model over the chart splices (4 spliced, 2 authentic)."""
   out = tmp_path_factory.mktemp("sweep") / "out"
   run_module("eval.run_eval", *eval_args(out, *SWEEP))
   return out
@@ -54,7 +53,7 @@ def test_robustness_json_has_every_level_with_its_metrics(sweep_out):
 
 
 def test_maps_and_masks_are_at_the_perturbed_size(sweep_out):
-  for example in datasets.folder_pair(EXAMPLES / "images", EXAMPLES / "masks"):
+  for example in datasets.folder_pair(CHART_SPLICES / "images", CHART_SPLICES / "masks"):
     height, width = example.load_image().shape[:2]
     for name, size in (("jpeg-50", (height, width)),
                        ("resize-0.5", (round(height / 2), round(width / 2)))):
@@ -112,7 +111,7 @@ def test_bad_flag_is_a_usage_error_before_any_work(tmp_path):
   for extra in (["--perturb", "resize=2"], ["--perturb", "jpeg=50", "--perturb", "jpeg=90"]):
     result = run_module("eval.run_eval", *eval_args(out, *extra), status=2)
     assert result.stderr.startswith("error: --perturb") and result.stderr.count("\n") == 1
-  no_masks = ["--images", str(EXAMPLES / "images"), "--out", str(out), "--perturb", "blur=1"]
+  no_masks = ["--images", str(CHART_SPLICES / "images"), "--out", str(out), "--perturb", "blur=1"]
   result = run_module("eval.run_eval", *no_masks, status=2)
   assert "--masks" in result.stderr
   assert not out.exists()

@@ -9,13 +9,13 @@ import sys
 import portpicker
 import pytest
 
-from conftest import FIXTURES, REPO, kill_when
+from conftest import CHART_SPLICES, FIXTURES, REPO, kill_when
 from eval import datasets
 from eval import out_folder
 from eval import synth_splices
 from eval import workers
 
-EXAMPLE = REPO / "examples" / "images" / "authentic_00000.png"
+EXAMPLE = CHART_SPLICES / "images" / "authentic_00000.png"
 SUMMARIES_WRITTEN = "every image is done: summaries written"
 
 
