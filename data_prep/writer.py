@@ -7,12 +7,14 @@ a killed worker leaves no partial shard and a rerun redoes only what is missing.
 
 from __future__ import annotations
 
+from concurrent import futures
+import contextlib
 import dataclasses
 import functools
 import math
 import multiprocessing
 import signal
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from absl import logging
 from etils import epath
@@ -61,14 +63,32 @@ def run_worker(plan: WorkerPlan, out: epath.Path, options: photos_lib.PrepOption
           if not records.shard_path(out, "shard", s, plan.num_shards).exists()]
   total = sum(len(plan.shard_inputs(s)) for s in todo)
   load = functools.partial(photos_lib.load_photo, options=options)
-  # Ctrl-C reaches the whole process group: only this process answers it (with one line).
-  pool = multiprocessing.get_context("spawn").Pool(
-      processes, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
-  with pool, tqdm(total=total, desc=f"data_prep worker {plan.worker_index}", unit="photo") as bar:
+  with (_decoders(processes) as pool,
+        tqdm(total=total, desc=f"data_prep worker {plan.worker_index}", unit="photo") as bar):
     for shard in todo:
-      results = pool.imap(load, plan.shard_inputs(shard), chunksize=1)
+      results = pool.map(load, plan.shard_inputs(shard))
       _write_shard(out, shard, plan.num_shards, _ticking(results, bar), split_rule, settings)
   return todo
+
+
+@contextlib.contextmanager
+def _decoders(processes: int) -> Iterator[futures.ProcessPoolExecutor]:
+  """Decoding processes that stop soon after this one is interrupted or fails.
+
+  Ctrl-C reaches the whole process group: only this process answers it (with one line). On
+  an exception the photos not yet started are dropped and the ones being decoded finish.
+  (multiprocessing.Pool.terminate can hang for good when a worker is blocked writing a large
+  result: CPython gh-73945.)
+  """
+  pool = futures.ProcessPoolExecutor(
+      processes, mp_context=multiprocessing.get_context("spawn"),
+      initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+  try:
+    yield pool
+  except BaseException:
+    pool.shutdown(wait=False, cancel_futures=True)
+    raise
+  pool.shutdown()
 
 
 def _ticking(results: Iterable, bar: tqdm) -> Iterable:
