@@ -83,7 +83,8 @@ BASES = ("exif_resnet50", "cpu", "tiny")
 
 def baseline_config(stage: str, base: str) -> ml_collections.ConfigDict:
   """A baseline of the paper (4.2) trained as configs/<base>.py trains the EXIF model: the same
-  network, data and schedule, its own stage, and no auxiliary head (the baselines have none).
+  network, photos and schedule, its own stage, and neither the auxiliary head nor virtual
+  cameras (the paper's baselines have none).
 
   `base` comes after the config file's name: --config configs/image_consistency.py:cpu.
   """
@@ -92,4 +93,5 @@ def baseline_config(stage: str, base: str) -> ml_collections.ConfigDict:
   config = importlib.import_module(f"configs.{base}").get_config()
   config.stage = stage
   config.train.post_processing_weight = 0.0
+  config.data.virtual_camera_fraction = 0.0
   return config

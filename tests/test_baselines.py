@@ -84,7 +84,8 @@ def test_baseline_configs_take_the_recipe_of_their_base(module, stage):
     config, expected = module.get_config(base), reference.get_config()
     assert config.stage == stage
     assert config.model == expected.model and config.train.steps == expected.train.steps
-    assert config.train.post_processing_weight == 0.0  # The baselines have no auxiliary head.
+    assert config.train.post_processing_weight == 0.0  # The baselines have no auxiliary head,
+    assert config.data.virtual_camera_fraction == 0.0  # nor virtual cameras.
   assert module.get_config().model.depth == 50  # The paper's ResNet-50 by default.
   with pytest.raises(ValueError, match="'resnet9': expected one of"):
     module.get_config("resnet9")

