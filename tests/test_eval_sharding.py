@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FIXTURES
+from conftest import CHART_SPLICES
 from conftest import REPO
 from eval import consistency
 from eval import localizer as localizer_lib
 from exif_jax import checkpointing
 
-PHOTO = FIXTURES / "camera" / "canon_powershot_sx150_is.jpg"
+PHOTO = CHART_SPLICES / "images" / "spliced_00000.png"  # A map with clear contrast.
 NUM_PATCHES = 100
 
 
