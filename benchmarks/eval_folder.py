@@ -23,10 +23,10 @@ sys.path.insert(0, str(ROOT))
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-from eval import batch
-from eval import localizer as localizer_lib
-from exif_jax import checkpointing
-from exif_jax import files
+from eval.localization import localizer as localizer_lib
+from eval.runs import batch
+from exif_jax.data import files
+from exif_jax.training import checkpointing
 
 # pylint: disable=protected-access  # The serial loop runs batch's steps one after the other.
 

@@ -47,14 +47,14 @@ from sklearn import cluster
 from benchmarks import common
 from configs import cpu
 from configs import exif_resnet50
-from eval import batch
-from eval import consistency
-from eval import localizer
-from eval import maps
-from eval import patch_grid
-from exif_jax import checkpointing
-from exif_jax import train
+from eval.localization import consistency
+from eval.localization import localizer
+from eval.localization import maps
+from eval.localization import patch_grid
+from eval.runs import batch
 from exif_jax.models import siamese
+from exif_jax.training import checkpointing
+from exif_jax.training import train
 
 # pylint: disable=protected-access  # The steps of Localizer and batch, timed one by one.
 

@@ -33,8 +33,8 @@ import ml_collections
 from benchmarks import common as benchmark_common
 from benchmarks import train_step
 from configs import common
-from exif_jax import input_pipeline
-from exif_jax import records
+from exif_jax.data import input_pipeline
+from exif_jax.data import records
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset from data_prep (default: build one).")

@@ -21,8 +21,8 @@ from flax import nnx
 from benchmarks import common
 from configs import cpu
 from configs import exif_resnet50
-from exif_jax import sharding
-from exif_jax import train
+from exif_jax.training import sharding
+from exif_jax.training import train
 
 
 def measure(config, steps: int, peak: float) -> dict[str, float]:

@@ -1,7 +1,7 @@
 """The paper's Camera-Classification baseline (4.2): each patch's camera model (Make + Model),
 a softmax over the training photos' cameras. At test time the camera most patches predict is
 the natural region and the patches that predict another are the splice
-(eval/camera_classifier.py).
+(eval/localization/camera_classifier.py).
 
 python -m exif_jax.main --config configs/camera_classification.py --workdir W \
     --config.data.data_dir=SHARDS

@@ -29,7 +29,7 @@ def data_config() -> ml_collections.ConfigDict:
   data.resize_interpolations = ("bilinear", "bicubic", "lanczos", "box")  # augment.INTERPOLATIONS.
   # Per op, the chance of its identity member (the others share the rest); None = uniform.
   data.identity_probability = ml_collections.FieldReference(None, field_type=float)
-  # Share of pairs rendered by virtual camera pipelines (exif_jax/virtual_pairs.py), each
+  # Share of pairs rendered by virtual camera pipelines (exif_jax/data/virtual_pairs.py), each
   # labelled "same or not" per pipeline component in columns after the 83 attributes; 0: none.
   data.virtual_camera_fraction = 0.0
   data.num_workers = 0  # Grain worker processes; 0 reads in the training process.
@@ -44,7 +44,7 @@ def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
   # "exif": stage 1 (83 attributes); "classifier": stage 2; "image_consistency",
-  # "camera_classification": the paper's baselines (exif_jax/stages.py).
+  # "camera_classification": the paper's baselines (exif_jax/training/stages.py).
   config.stage = "exif"
   config.init_from = ""  # Stage 2: the stage-1 workdir (or checkpoint) to start from.
   config.distributed = False  # Call jax.distributed.initialize() (multi-host).

@@ -18,8 +18,8 @@ from data_prep import info
 from data_prep import photos
 from data_prep import splits
 from data_prep import writer
-from exif_jax import command
-from exif_jax import records
+from exif_jax.cli import command
+from exif_jax.data import records
 
 _PHOTOS = flags.DEFINE_string(
     "photos", None, "Folder of photos (local or gs://, searched recursively) or a text file "

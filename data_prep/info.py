@@ -7,9 +7,9 @@ from typing import Any
 
 from etils import epath
 
-from exif_jax import exif_attrs
-from exif_jax import files
-from exif_jax import records
+from exif_jax.data import exif_attrs
+from exif_jax.data import files
+from exif_jax.data import records
 
 
 def write_dataset_info(out: epath.Path) -> dict[str, Any] | None:

@@ -14,9 +14,9 @@ import numpy as np
 from etils import epath
 from PIL import Image
 
-from exif_jax import exif_attrs
-from exif_jax import jpeg_scan
-from exif_jax import files
+from exif_jax.data import exif_attrs
+from exif_jax.data import files
+from exif_jax.data import jpeg_scan
 
 MIN_SIDE = 128  # One network patch.
 _CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1.

@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from data_prep import photos as photos_lib
 from data_prep import splits
-from exif_jax import files
-from exif_jax import records
+from exif_jax.data import files
+from exif_jax.data import records
 
 
 @dataclasses.dataclass(frozen=True)

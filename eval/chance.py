@@ -19,9 +19,9 @@ import numpy as np
 from absl import app
 from absl import flags
 
-from eval import datasets
-from eval import maps
 from eval import metrics as metrics_lib
+from eval.data import datasets
+from eval.localization import maps
 
 _DRAWS = flags.DEFINE_integer("draws", 5, "Random maps per image.")
 

@@ -1,6 +1,6 @@
 """python -m exif_jax SUBCOMMAND ...: same as the `exif-jax` console script."""
 
-from exif_jax import cli
+from exif_jax.cli import subcommands
 
 if __name__ == "__main__":
-  cli.main()
+  subcommands.main()

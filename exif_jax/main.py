@@ -9,8 +9,8 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from exif_jax import command
-from exif_jax import train
+from exif_jax.cli import command
+from exif_jax.training import train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints and logs.")

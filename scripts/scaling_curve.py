@@ -27,8 +27,8 @@ from absl import flags
 
 from data_prep import photos as photo_inputs
 from data_prep import splits
-from exif_jax import command
-from exif_jax import exif_attrs
+from exif_jax.cli import command
+from exif_jax.data import exif_attrs
 from scripts import scaling_report
 
 _PHOTOS = flags.DEFINE_list("photos", ["../shared/data/photos"],
@@ -85,7 +85,7 @@ def evaluate(method: list[str], benchmark: pathlib.Path, out: pathlib.Path
              ) -> dict[str, float]:
   """metrics.json of `eval` with `method` flags on a folder of images/ and masks/, made once."""
   if not (out / "metrics.json").exists():
-    subprocess.run([sys.executable, "-m", "eval.run_eval", *method, "--images",
+    subprocess.run([sys.executable, "-m", "eval.runs.run_eval", *method, "--images",
                     str(benchmark / "images"), "--masks", str(benchmark / "masks"), "--out",
                     str(out)], cwd=REPO, check=True)
   return json.loads((out / "metrics.json").read_text())

@@ -12,9 +12,9 @@ import pathlib
 import statistics
 from typing import Any
 
-from eval import line_chart
-from exif_jax import checkpointing
-from exif_jax import files
+from eval.reporting import line_chart
+from exif_jax.data import files
+from exif_jax.training import checkpointing
 
 SPLICE_METRICS = ("p-mAP", "pixel_mAP", "detection_auc")
 CAMERA_AUC = "val/auc/Image Model"  # Held-out camera model pairs: the stage-1 camera cue.

@@ -26,11 +26,11 @@ python -m exif_jax.main --config "$CONFIG" --workdir "$WORK/stage2" \
   --config.data.same_image_fraction=0.5 --config.eval.every=300
 # Remade on every run, so that a rerun never measures a stale copy.
 rm -rf "$WORK/bundled_model" "$WORK/val_splices" "$WORK/eval_val_splices" "$WORK/eval_fixtures"
-python -m exif_jax.export --checkpoint "$WORK/stage2" --out "$WORK/bundled_model"
-python -m eval.synth_splices --photos "$PHOTOS" \
+python -m exif_jax.training.export --checkpoint "$WORK/stage2" --out "$WORK/bundled_model"
+python -m eval.data.synth_splices --photos "$PHOTOS" \
   --out "$WORK/val_splices" --cameras_from "$WORK/shards/dataset_info.json" --split val \
   --num_spliced 50 --num_authentic 50 --seed 1 --max_size 512
-python -m eval.run_eval --checkpoint "$WORK/bundled_model" --images "$WORK/val_splices/images" \
+python -m eval.runs.run_eval --checkpoint "$WORK/bundled_model" --images "$WORK/val_splices/images" \
   --masks "$WORK/val_splices/masks" --out "$WORK/eval_val_splices"
 cat "$WORK/eval_val_splices/metrics.json"
 python -m eval.chance "$WORK/val_splices/images" "$WORK/val_splices/masks"
@@ -40,6 +40,6 @@ mkdir -p "$WORK/fixtures/images" "$WORK/fixtures/masks"
 ln -sf "$TAMPERED/yorkin_test1_fake.tiff" "$WORK/fixtures/images/yorkin_test1.tiff"
 ln -sf "$TAMPERED/yorkin_test1_original.jpg" "$WORK/fixtures/images/yorkin_test1_original.jpg"
 ln -sf "$TAMPERED/yorkin_test1_mask.png" "$WORK/fixtures/masks/yorkin_test1.png"
-python -m eval.run_eval --checkpoint "$WORK/bundled_model" --images "$WORK/fixtures/images" \
+python -m eval.runs.run_eval --checkpoint "$WORK/bundled_model" --images "$WORK/fixtures/images" \
   --masks "$WORK/fixtures/masks" --out "$WORK/eval_fixtures"
 cat "$WORK/eval_fixtures/metrics.json" "$WORK/eval_fixtures/scores.csv"

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from exif_jax import files
+from exif_jax.data import files
 
 _ARTIST, _DESCRIPTION, _ORIENTATION, _SOFTWARE = 0x013B, 0x010E, 0x0112, 0x0131
 _PLACEHOLDER = b"ARTIST-PLACEHOLDER"

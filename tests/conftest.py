@@ -115,7 +115,7 @@ def tiny_config(shards: pathlib.Path, **train_overrides):
 @pytest.fixture(scope="session")
 def tiny_run(shards_dir, tmp_path_factory):
   """(workdir, model) of one uninterrupted tiny-config run on the real shards."""
-  from exif_jax import train  # pylint: disable=g-import-not-at-top
+  from exif_jax.training import train  # pylint: disable=g-import-not-at-top
   workdir = tmp_path_factory.mktemp("tiny_run")
   return workdir, train.train_and_evaluate(tiny_config(shards_dir), str(workdir))
 

@@ -2,7 +2,7 @@
 
 None of the benchmarks can be downloaded here (licences, request forms), so each loader reads
 a release as it unpacks and documents that layout in its docstring; the TFDS builders in
-`eval.tfds_builders` show the same text as their manual-download instructions.
+`eval.data.tfds_builders` show the same text as their manual-download instructions.
 
 Every loader returns `Example`s sorted by stem. Stems are unique within a benchmark, so they
 can name output files (`maps/<name>.npy`, name = batch.storage_name(stem)). Masks are read lazily, one file per access, so
@@ -21,8 +21,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from eval import image_io
-from exif_jax import files
+from eval.data import image_io
+from exif_jax.data import files
 
 MaskRule = Callable[[Image.Image], np.ndarray]
 Loader = Callable[[os.PathLike | str], list["Example"]]
@@ -98,7 +98,7 @@ def _root(data_dir: os.PathLike | str, loader: Loader, expected: tuple[str, ...]
       return root
   raise LayoutError(
       f"{' or '.join(map(str, roots))}: not laid out as the {_title(loader)}: expected the "
-      f"folders {', '.join(expected)} (layout: help(eval.datasets.{loader.__name__}))")
+      f"folders {', '.join(expected)} (layout: help(eval.data.datasets.{loader.__name__}))")
 
 
 def _images(folder: pathlib.Path) -> list[pathlib.Path]:
@@ -152,7 +152,7 @@ def _finish(examples: list[Example], root: pathlib.Path, loader: Loader) -> list
   """Sorted by stem; an empty benchmark or a repeated stem is an error."""
   if not examples:
     raise LayoutError(f"{root}: no images where the {_title(loader)} keeps them "
-                      f"(layout: help(eval.datasets.{loader.__name__}))")
+                      f"(layout: help(eval.data.datasets.{loader.__name__}))")
   examples.sort(key=lambda e: e.stem)
   for a, b in zip(examples, examples[1:]):
     if a.stem == b.stem:
@@ -271,7 +271,7 @@ def hays(data_dir: os.PathLike | str) -> list[Example]:
   completed = [p for p in images if not p.stem.endswith("_mask")]
   if len(completed) == len(images):
     raise LayoutError(f"{root}: no <name>_mask.* files; not laid out as the {_title(hays)} "
-                      "(layout: help(eval.datasets.hays))")
+                      "(layout: help(eval.data.datasets.hays))")
   examples = _spliced(completed, root, lambda stem: f"{stem}_mask", white_is_spliced)
   return _finish(examples, root, hays)
 
@@ -279,7 +279,7 @@ def hays(data_dir: os.PathLike | str) -> list[Example]:
 def folder(data_dir: os.PathLike | str) -> list[Example]:
   """Generic images/ + masks/ folder, matched by stem.
 
-  The layout `eval.synth_splices` writes:
+  The layout `eval.data.synth_splices` writes:
 
     images/<stem>.<ext>   every image (JPEG, PNG, TIFF, BMP)
     masks/<stem>.<ext>    mask of a spliced image: white (>= 128) = spliced; PNG recommended

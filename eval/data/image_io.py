@@ -15,8 +15,8 @@ import stat
 import numpy as np
 from PIL import Image
 
-from exif_jax import files
-from exif_jax import jpeg_scan
+from exif_jax.data import files
+from exif_jax.data import jpeg_scan
 
 
 def rgb_pixels(image: Image.Image) -> np.ndarray:

@@ -8,7 +8,7 @@ large photos are cut down by cropping, never resampling, which would erase those
 Crops start on the 16-pixel JPEG MCU grid, so block artifacts keep the phase they had in the
 camera's file. Pixels are used as stored (EXIF orientation is not applied).
 
-Output, the layout `eval.datasets.load("folder", OUT)` reads:
+Output, the layout `eval.data.datasets.load("folder", OUT)` reads:
   OUT/images/<stem>.png   spliced_<n> or authentic_<n>
   OUT/masks/<stem>.png    spliced images only: 255 = pasted from the donor, 0 = host
   OUT/manifest.csv        sources, cameras, crop, region and spliced fraction of every image
@@ -16,7 +16,7 @@ Output, the layout `eval.datasets.load("folder", OUT)` reads:
 Evaluation must use cameras held out of training: restrict the inputs with --cameras,
 --exclude_cameras or --cameras_from DATASET/dataset_info.json --split val.
 
-  python -m eval.synth_splices --photos DIR --out DIR --num_spliced N --num_authentic M --seed S
+  python -m eval.data.synth_splices --photos DIR --out DIR --num_spliced N --num_authentic M --seed S
 
 The set is drawn from the photos, not made of each: photos that cannot be used are named on
 stderr and left out with exit status 0, as long as the set can be made from the others.
@@ -43,9 +43,9 @@ from PIL import Image
 from PIL import ImageDraw
 
 from data_prep import photos as photo_inputs
-from exif_jax import command
-from exif_jax import exif_attrs
-from exif_jax import files
+from exif_jax.cli import command
+from exif_jax.data import exif_attrs
+from exif_jax.data import files
 
 SHAPES = ("rectangle", "ellipse", "polygon")
 _FILL = {"rectangle": 1.0, "ellipse": math.pi / 4}  # Area of the shape / area of its box.

@@ -1,4 +1,4 @@
-"""TFDS builders for the splice benchmarks: thin wrappers over `eval.datasets`, manual_dir only.
+"""TFDS builders for the splice benchmarks: thin wrappers over `eval.data.datasets`, manual_dir only.
 
 TensorFlow is not needed: prepare with `file_format="array_record"` and read NumPy examples
 with `builder.as_data_source()`:
@@ -23,14 +23,14 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from eval import datasets
+from eval.data import datasets
 
 # Formats a TFDS image decoder (TensorFlow's or Pillow's) reads as they are; MPO is a JPEG.
 _KEPT_FORMATS = frozenset({"JPEG", "MPO", "PNG"})
 
 
 class _SpliceBenchmark(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """Shared body: one `eval.datasets` loader, named by BENCHMARK, read from manual_dir."""
+  """Shared body: one `eval.data.datasets` loader, named by BENCHMARK, read from manual_dir."""
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First release."}
@@ -110,7 +110,7 @@ class HaysSceneCompletion(_SpliceBenchmark):
 
 
 class SpliceFolder(_SpliceBenchmark):
-  """Any images/ + masks/ folder, e.g. the output of eval.synth_splices."""
+  """Any images/ + masks/ folder, e.g. the output of eval.data.synth_splices."""
   BENCHMARK = "folder"
 
 

@@ -23,10 +23,10 @@ import jax
 import numpy as np
 from flax import nnx
 
-from eval import consistency as consistency_lib
-from eval import localizer as localizer_lib
-from eval import maps
-from eval import patch_grid
+from eval.localization import consistency as consistency_lib
+from eval.localization import localizer as localizer_lib
+from eval.localization import maps
+from eval.localization import patch_grid
 
 
 def patch_heat(probabilities: np.ndarray) -> tuple[np.ndarray, bool]:

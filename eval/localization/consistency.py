@@ -12,7 +12,7 @@ projections again, only the pairs with a region patch on one side, and reduces e
 it goes.
 
 Every local device takes part: patches and pair rows are split over a 1-D mesh (the `data`
-axis of exif_jax.sharding), the model states replicated. Batch and block sizes are multiples of
+axis of exif_jax.training.sharding), the model states replicated. Batch and block sizes are multiples of
 the device count, and the memory budget holds for a whole block across devices. Each patch and
 each pair row is computed on its own, so the result does not depend on the device count. The
 programs hold no collective: projections gather through the host (a few MB), and a tile's sums
@@ -36,9 +36,9 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from eval import patch_grid
-from exif_jax import exif_attrs
-from exif_jax import sharding
+from eval.localization import patch_grid
+from exif_jax.data import exif_attrs
+from exif_jax.training import sharding
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,10 +10,10 @@ import jax
 import numpy as np
 from flax import nnx
 
-from eval import consistency as consistency_lib
-from eval import maps
-from eval import ncuts
-from exif_jax import exif_attrs
+from eval.localization import consistency as consistency_lib
+from eval.localization import maps
+from eval.localization import ncuts
+from exif_jax.data import exif_attrs
 
 
 @dataclasses.dataclass(frozen=True)

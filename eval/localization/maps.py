@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eval import mean_shift
-from eval.patch_grid import PATCH_SIZE
+from eval.localization import mean_shift
+from eval.localization.patch_grid import PATCH_SIZE
 
 # Mean Shift sees response maps at this size whatever the image: one compilation per patch
 # count, and 64x64 samples resolve the ~22x22 patch grid of a 500-patch image.

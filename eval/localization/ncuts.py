@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 from sklearn.cluster import SpectralClustering
 
-from eval import maps
+from eval.localization import maps
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,8 +17,8 @@ import math
 
 import numpy as np
 
-from eval import localizer as localizer_lib
-from eval import maps
+from eval.localization import localizer as localizer_lib
+from eval.localization import maps
 
 BLOCK = 32  # Pixels per block side: 16x16 = 256 HH coefficients per noise estimate.
 MAX_BLOCKS_PER_SIDE = 256  # The block stride grows on large images, so memory stays bounded.

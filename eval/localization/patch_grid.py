@@ -3,7 +3,7 @@
 The paper samples "approximately 500 patches in a grid, selecting a stride dependent on the size
 of the image". The grid spans the whole image: its last row and column are flush with the bottom
 and right borders, so no strip of the image is left unseen. On large images the stride exceeds
-the patch size and the patches leave gaps between them; `eval.maps` fills those gaps.
+the patch size and the patches leave gaps between them; `eval.localization.maps` fills those gaps.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The paper's Tables 1 and 2 from finished evaluations:
-python -m eval.paper_table --run METHOD@DATASET=OUT [--run ...] [--threshold 0.5|best]
+python -m eval.reporting.paper_table --run METHOD@DATASET=OUT [--run ...] [--threshold 0.5|best]
     [--format text|markdown|json]
 
 Each OUT is the --out folder of one `eval` run, of one method on one benchmark with its masks,
@@ -23,7 +23,7 @@ from absl import app
 from absl import flags
 
 from data_prep import photos
-from exif_jax import command
+from exif_jax.cli import command
 
 _RUN = flags.DEFINE_multi_string(
     "run", [], "METHOD@DATASET=OUT: the --out folder of an `eval` run of METHOD (the row) on "

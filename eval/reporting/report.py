@@ -15,13 +15,13 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from eval import maps
-from exif_jax import exif_attrs
-from exif_jax import files
+from eval.localization import maps
+from exif_jax.data import exif_attrs
+from exif_jax.data import files
 
 THUMBNAIL = 384
 THUMBNAIL_QUALITY = 90  # OUT/thumbs are JPEGs: the input's look, not its pixels, is kept.
-ROBUSTNESS_CHART = "robustness.png"  # Written by eval.robustness; shown when OUT has it.
+ROBUSTNESS_CHART = "robustness.png"  # Written by eval.runs.robustness; shown when OUT has it.
 # A perceptual dark-to-bright ramp (black, purple, orange, yellow): high = inconsistent.
 _RAMP = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]],
                  np.float32)

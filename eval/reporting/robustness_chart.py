@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eval import line_chart
+from eval.reporting import line_chart
 
 METRICS = ("p-mAP", "pixel_mAP", "detection_auc")
 _UNITS = {"jpeg": "quality", "resize": "factor", "blur": "sigma, px"}  # Each kind's level.

@@ -38,16 +38,16 @@ from PIL import Image
 from tqdm import tqdm
 
 from data_prep import photos as photo_inputs
-from eval import datasets
-from eval import image_io
-from eval import localizer as localizer_lib
 from eval import metrics as metrics_lib
-from eval import out_folder
-from eval import pipeline
-from eval import report
-from eval import workers
-from exif_jax import ctrl_c
-from exif_jax import files
+from eval.data import datasets
+from eval.data import image_io
+from eval.localization import localizer as localizer_lib
+from eval.reporting import report
+from eval.runs import out_folder
+from eval.runs import pipeline
+from eval.runs import workers
+from exif_jax.cli import ctrl_c
+from exif_jax.data import files
 
 THRESHOLD = 0.5  # Score above which an image is called spliced.
 _KEPT_BYTES = frozenset((string.ascii_letters + string.digits + "._-").encode())

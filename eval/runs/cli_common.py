@@ -8,19 +8,19 @@ import ml_collections
 from absl import app
 from absl import flags
 
-from eval import batch
-from eval import camera_classifier
-from eval import datasets
-from eval import localizer as localizer_lib
-from eval import noise_method
-from eval import out_folder
-from eval import perturbations as perturbations_lib
-from eval import robustness
-from eval import workers
-from exif_jax import checkpointing
-from exif_jax import command
-from exif_jax import files
-from exif_jax import sharding
+from eval.data import datasets
+from eval.localization import camera_classifier
+from eval.localization import localizer as localizer_lib
+from eval.localization import noise_method
+from eval.runs import batch
+from eval.runs import out_folder
+from eval.runs import perturbations as perturbations_lib
+from eval.runs import robustness
+from eval.runs import workers
+from exif_jax.cli import command
+from exif_jax.data import files
+from exif_jax.training import checkpointing
+from exif_jax.training import sharding
 
 METHOD = flags.DEFINE_enum(
     "method", "exif", ["exif", "noise"], "exif: the learned self-consistency model "

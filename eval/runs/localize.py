@@ -12,9 +12,9 @@ from absl import app
 from absl import flags
 
 from data_prep import photos
-from eval import batch
-from eval import cli_common
-from exif_jax import command
+from eval.runs import batch
+from eval.runs import cli_common
+from exif_jax.cli import command
 
 # --help lists the shared evaluation flags (--checkpoint, --out, ...) too.
 flags.adopt_module_key_flags(cli_common)

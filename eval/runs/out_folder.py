@@ -11,7 +11,7 @@ import pathlib
 from typing import Any, Iterator
 
 from data_prep import photos as photo_inputs
-from exif_jax import files
+from exif_jax.data import files
 
 SETTINGS = "settings.json"
 _LOCK = ".lock"

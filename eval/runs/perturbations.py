@@ -1,6 +1,6 @@
 """Post-processing of evaluation inputs for the robustness sweep (`eval --perturb`).
 
-The kinds are the training augmentation's ops (exif_jax.augment) applied to the whole image,
+The kinds are the training augmentation's ops (exif_jax.data.augment) applied to the whole image,
 so that they mean the same in training and in the sweep: jpeg=Q re-encodes at quality Q,
 blur=S is a Gaussian of sigma S px, resize=F scales both sides by F (bilinear, OpenCV's
 default; the mask by nearest neighbour to the image's new size). Every op is deterministic,
@@ -15,9 +15,9 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from eval import datasets
-from exif_jax import augment
-from exif_jax import files
+from eval.data import datasets
+from exif_jax.data import augment
+from exif_jax.data import files
 
 # Kind -> what its levels are: each kind's identity level is left out, as the unperturbed
 # row is always evaluated.

@@ -16,14 +16,14 @@ import json
 import pathlib
 from typing import Any, Sequence
 
-from eval import batch
-from eval import datasets
-from eval import localizer as localizer_lib
-from eval import out_folder
-from eval import perturbations as perturbations_lib
-from eval import report
-from eval import robustness_chart
-from exif_jax import files
+from eval.data import datasets
+from eval.localization import localizer as localizer_lib
+from eval.reporting import report
+from eval.reporting import robustness_chart
+from eval.runs import batch
+from eval.runs import out_folder
+from eval.runs import perturbations as perturbations_lib
+from exif_jax.data import files
 
 PERTURB = "perturb"
 TABLE = "robustness.json"

@@ -1,4 +1,4 @@
-"""Batch evaluation: python -m eval.run_eval --images DIR [--masks DIR] --out OUT
+"""Batch evaluation: python -m eval.runs.run_eval --images DIR [--masks DIR] --out OUT
 or --dataset NAME --data_dir DIR (columbia, dso1, korus, in_the_wild, hays, folder).
 
 Writes OUT/maps/<stem>.npy and .png, OUT/scores.csv, OUT/metrics.json (when masks are known),
@@ -17,11 +17,11 @@ from absl import app
 from absl import flags
 
 from data_prep import photos
-from eval import batch
-from eval import cli_common
-from eval import datasets
-from eval import perturbations
-from exif_jax import command
+from eval.data import datasets
+from eval.runs import batch
+from eval.runs import cli_common
+from eval.runs import perturbations
+from exif_jax.cli import command
 
 # --help lists the shared evaluation flags (--checkpoint, --out, ...) too.
 flags.adopt_module_key_flags(cli_common)

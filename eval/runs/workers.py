@@ -19,9 +19,9 @@ from typing import Any, Callable, Sequence
 import jax
 from absl import logging
 
-from eval import datasets
-from eval import out_folder
-from exif_jax import files
+from eval.data import datasets
+from eval.runs import out_folder
+from exif_jax.data import files
 
 _SUMMARIZED = ".summarized"  # The digest of the results the summaries were written from.
 

@@ -20,7 +20,7 @@ from absl import flags
 from absl import logging as absl_logging
 from tqdm import tqdm
 
-from exif_jax import ctrl_c
+from exif_jax.cli import ctrl_c
 
 OK = 0
 SOME_SKIPPED = 1

@@ -8,15 +8,16 @@ from __future__ import annotations
 import importlib
 import sys
 
-from exif_jax import command
+from exif_jax.cli import command
 
 SUBCOMMANDS = {
     "prep": ("data_prep.__main__", "photos -> ArrayRecord shards + dataset_info.json"),
     "train": ("exif_jax.main", "train stage 1 (EXIF consistency), stage 2 (classifier) or a baseline"),
-    "eval": ("eval.run_eval", "batch evaluation of a checkpoint over a benchmark folder"),
-    "localize": ("eval.localize", "heatmaps, scores and an HTML report for images"),
-    "synth": ("eval.synth_splices", "make splices between photos of different cameras"),
-    "table": ("eval.paper_table", "the paper's Tables 1-2 (mAP, p-mAP, MCC, F1) from eval runs"),
+    "eval": ("eval.runs.run_eval", "batch evaluation of a checkpoint over a benchmark folder"),
+    "localize": ("eval.runs.localize", "heatmaps, scores and an HTML report for images"),
+    "synth": ("eval.data.synth_splices", "make splices between photos of different cameras"),
+    "table": ("eval.reporting.paper_table",
+              "the paper's Tables 1-2 (mAP, p-mAP, MCC, F1) from eval runs"),
 }
 
 

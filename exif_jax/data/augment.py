@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from exif_jax import exif_attrs
+from exif_jax.data import exif_attrs
 
 # Parameter arrays and labels are indexed by op in the attribute order of exif_attrs.
 JPEG, BLUR, RESIZE = map(exif_attrs.POST_PROCESSING.index, ("jpeg_quality", "blur", "resize"))

@@ -14,7 +14,7 @@ from typing import Sequence
 import ml_collections
 import numpy as np
 
-from exif_jax import records
+from exif_jax.data import records
 
 
 def camera_names(photos: Sequence[records.PhotoIndex], min_photos: int) -> tuple[str, ...]:

@@ -23,12 +23,12 @@ import grain
 import ml_collections
 import numpy as np
 
-from exif_jax import augment
-from exif_jax import camera_labels
-from exif_jax import exif_attrs
-from exif_jax import records
-from exif_jax import virtual_camera
-from exif_jax import virtual_pairs
+from exif_jax.data import augment
+from exif_jax.data import camera_labels
+from exif_jax.data import exif_attrs
+from exif_jax.data import records
+from exif_jax.data import virtual_camera
+from exif_jax.data import virtual_pairs
 
 # The stream is endless in practice: a MapDataset needs a length, training never reaches it.
 NUM_PAIRS = 2**62

@@ -26,7 +26,7 @@ import numpy as np
 from array_record.python.array_record_module import ArrayRecordWriter
 from etils import epath
 
-from exif_jax import files
+from exif_jax.data import files
 
 PHOTO_FIELDS = (
     "image", "exif", "make", "model", "camera", "width", "height", "sha256", "source",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from exif_jax import augment
+from exif_jax.data import augment
 
 # The "same or not" columns a virtual pair is labelled with, in order.
 COMPONENTS = ("virtual_cfa", "virtual_demosaic", "virtual_noise", "virtual_denoise",

@@ -13,7 +13,7 @@ import fractions
 
 import numpy as np
 
-from exif_jax import virtual_camera
+from exif_jax.data import virtual_camera
 
 
 class VirtualPairs:

@@ -1,4 +1,7 @@
-"""Models: the ResNet v2 backbone and the Siamese EXIF-consistency network."""
+"""Models: the ResNet v2 backbone and the Siamese EXIF-consistency network.
+
+May import: exif_jax.data (the attribute list).
+"""
 
 from exif_jax.models.resnet_v2 import ResidualUnit, ResNetV2
 from exif_jax.models.siamese import (

@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from exif_jax.exif_attrs import NUM_ATTRIBUTES
+from exif_jax.data.exif_attrs import NUM_ATTRIBUTES
 from exif_jax.models.resnet_v2 import ResNetV2
 
 
@@ -64,7 +64,7 @@ def default_config() -> ml_collections.ConfigDict:
   # Derived, not set by hand: training stage "camera_classification" fills in the training
   # photos' cameras (train.with_derived_fields), and checkpoints save them.
   model.camera_names = ()
-  # Names of virtual-camera pipeline components (exif_jax/virtual_camera.py) whose "same or
+  # Names of virtual-camera pipeline components (exif_jax/data/virtual_camera.py) whose "same or
   # not" logits an extra layer on the head's last hidden layer appends to the training path's
   # attribute logits; () = none. Derived from config.data.virtual_camera_fraction, like
   # post_processing_classes.

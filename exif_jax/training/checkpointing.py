@@ -18,8 +18,8 @@ import orbax.checkpoint as ocp
 from etils import epath
 from flax import nnx
 
-from exif_jax import exif_attrs
 from exif_jax import models
+from exif_jax.data import exif_attrs
 from exif_jax.models import resnet_v2
 
 CHECKPOINTS = "checkpoints"

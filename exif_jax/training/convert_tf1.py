@@ -1,6 +1,6 @@
 r"""Original TF1 weights (minyoungg/selfconsistency) -> an ExifConsistencyModel checkpoint.
 
-  python -m eval.convert_tf1 --weights exif_final.npz --out WORKDIR \
+  python -m exif_jax.training.convert_tf1 --weights exif_final.npz --out WORKDIR \
       [--config configs/exif_resnet50.py]
 
 The original checkpoint (`ckpt/exif_final/exif_final.ckpt`) is read directly when
@@ -33,10 +33,10 @@ from absl import app, flags, logging
 from flax import nnx
 from ml_collections import config_flags
 
-from exif_jax import checkpointing
-from exif_jax import command
+from exif_jax.cli import command
 from exif_jax.models import ExifConsistencyModel
 from exif_jax.models.resnet_v2 import STAGES
+from exif_jax.training import checkpointing
 
 # Optimizer state saved next to the weights (the original saved tf.global_variables() with
 # Adam): not part of the model.
@@ -168,7 +168,7 @@ def load_mapping(path: str | pathlib.Path,
   except ImportError:
     raise ImportError(
         f"{path}: reading a TF checkpoint needs tensorflow, which is not installed. Dump it "
-        f"to .npz where TF is installed (script in `python -m eval.convert_tf1 --help`) and "
+        f"to .npz where TF is installed (script in `python -m exif_jax.training.convert_tf1 --help`) and "
         f"pass the .npz") from None
   reader = tf.train.load_checkpoint(path)
   return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()

@@ -1,4 +1,4 @@
-"""Model-only copy of a run's latest checkpoint: python -m exif_jax.export --checkpoint W --out DIR.
+"""Model-only copy of a run's latest checkpoint: python -m exif_jax.training.export --checkpoint W --out DIR.
 
 Drops the optimizer and data state, keeps the model and its config, so the copy is small
 enough to ship (the bundled model in exif_jax/bundled_model is made this way) and
@@ -8,7 +8,7 @@ enough to ship (the bundled model in exif_jax/bundled_model is made this way) an
 from absl import app
 from absl import flags
 
-from exif_jax import checkpointing
+from exif_jax.training import checkpointing
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Workdir, checkpoints/ or step folder.",
                                   required=True)

@@ -19,8 +19,8 @@ import ml_collections
 import optax
 from flax import nnx
 
-from exif_jax import exif_attrs
 from exif_jax import models
+from exif_jax.data import exif_attrs
 
 STAGES = ("exif", "classifier", "image_consistency", "camera_classification")
 # Validation holds out whole camera models, which the camera classifier has no class for. It

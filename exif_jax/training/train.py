@@ -1,5 +1,5 @@
 """Training: stage 1 learns 83 "same or not" attributes, stage 2 the same-image classifier, or
-one of the paper's baselines (each stage's parameters and loss: exif_jax/stages.py).
+one of the paper's baselines (each stage's parameters and loss: exif_jax/training/stages.py).
 
 `train_and_evaluate(config, workdir)` is the whole run: set-up, restore (a killed run resumes
 exactly: model, optimizer, step and data iterator come back together), the jitted data-parallel
@@ -24,16 +24,16 @@ from flax import nnx
 from sklearn import metrics
 from tqdm import tqdm
 
-from exif_jax import augment
-from exif_jax import camera_labels
-from exif_jax import checkpointing
-from exif_jax import ctrl_c
-from exif_jax import exif_attrs
-from exif_jax import input_pipeline
-from exif_jax import metrics_writer
 from exif_jax import models
-from exif_jax import sharding
-from exif_jax import stages
+from exif_jax.cli import ctrl_c
+from exif_jax.data import augment
+from exif_jax.data import camera_labels
+from exif_jax.data import exif_attrs
+from exif_jax.data import input_pipeline
+from exif_jax.training import checkpointing
+from exif_jax.training import metrics_writer
+from exif_jax.training import sharding
+from exif_jax.training import stages
 
 
 def with_derived_fields(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -254,7 +254,7 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
   unknown = set(config.model.named_exif_tags) - set(exif_attrs.EXIF_TAGS)
   if unknown:
     raise ValueError(f"config.model.named_exif_tags: {sorted(unknown)} not among the EXIF tags "
-                     "of exif_jax/exif_tags.txt")
+                     "of exif_jax/data/exif_tags.txt")
 
 
 def _use_compilation_cache(path: str) -> None:

@@ -27,8 +27,8 @@ import exifread
 from PIL import Image
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent.parent))  # The repository, for eval.synth_splices.
-from eval import synth_splices  # pylint: disable=g-import-not-at-top,wrong-import-position
+sys.path.insert(0, str(HERE.parent.parent))  # The repository, for eval.data.synth_splices.
+from eval.data import synth_splices  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FIELDS = ("file", "source_repo", "source_path", "license", "make", "model", "width", "height",
           "notes", "sha256")
@@ -224,7 +224,7 @@ def build_tampered(out: pathlib.Path, photo_rows: list[dict[str, str]]
   region = "{region_w}x{region_h}+{region_x}+{region_y}".format(**row)
   source = {key: " + ".join(dict.fromkeys(r[key] for r in (host_row, donor_row)))
             for key in ("source_repo", "source_path", "license")}
-  made_by = (f"eval.synth_splices seed {seed}: a {row['shape']} of {donor_row['file']} "
+  made_by = (f"eval.data.synth_splices seed {seed}: a {row['shape']} of {donor_row['file']} "
              f"pasted at {region} onto {host_row['file']} crop "
              f"{w}x{h}+{x}+{y}")
   return [

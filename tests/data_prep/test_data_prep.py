@@ -16,8 +16,8 @@ from PIL import Image
 import bad_inputs
 from conftest import FIXTURES, SHARED_DATA, corpus_photos, kill_when, run_data_prep
 from data_prep import photos as photo_inputs
-from exif_jax import exif_attrs
-from exif_jax import records
+from exif_jax.data import exif_attrs
+from exif_jax.data import records
 
 
 def read_all(path: pathlib.Path) -> list[dict]:

@@ -8,7 +8,7 @@ import numpy as np
 
 from conftest import CHART_SPLICES, REPO
 from eval import chance
-from eval import datasets
+from eval.data import datasets
 
 
 def test_smooth_random_map_spans_zero_to_one_and_is_smooth():

@@ -6,7 +6,7 @@ import statistics
 import numpy as np
 from PIL import Image
 
-from eval import line_chart
+from eval.reporting import line_chart
 from scripts import scaling_report
 
 

@@ -12,8 +12,8 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from conftest import FIXTURES
-from eval import datasets
-from eval import tfds_builders
+from eval.data import datasets
+from eval.data import tfds_builders
 
 @pytest.fixture(scope="module")
 def splice():

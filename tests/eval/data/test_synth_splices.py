@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from conftest import FIXTURES, REPO
-from eval import datasets
-from eval import synth_splices
-from exif_jax import exif_attrs
+from eval.data import datasets
+from eval.data import synth_splices
+from exif_jax.data import exif_attrs
 
 PHOTOS = FIXTURES / "camera"  # 12 photos, 12 camera models, 640x480 or 480x640.
 SETTINGS = dict(num_spliced=8, num_authentic=4, max_size=256)
@@ -146,7 +146,7 @@ def test_cli_holds_out_the_cameras_of_a_dataset_info_split(tmp_path):
   info.write_text(json.dumps({"splits": {"train": {"cameras": ["appleiphone4"]},
                                          "val": {"cameras": val}}}))
   out = tmp_path / "out"
-  command = [sys.executable, "-m", "eval.synth_splices", f"--photos={PHOTOS}", f"--out={out}",
+  command = [sys.executable, "-m", "eval.data.synth_splices", f"--photos={PHOTOS}", f"--out={out}",
              "--num_spliced=3", "--num_authentic=2", "--seed=5", "--max_size=128",
              f"--cameras_from={info}", "--split=val"]
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)

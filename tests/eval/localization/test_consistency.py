@@ -8,11 +8,11 @@ import pytest
 from PIL import Image
 
 from conftest import CHART_SPLICES
-from eval import consistency
-from eval import localizer as localizer_lib
-from eval import maps
-from eval import patch_grid
-from exif_jax import checkpointing
+from eval.localization import consistency
+from eval.localization import localizer as localizer_lib
+from eval.localization import maps
+from eval.localization import patch_grid
+from exif_jax.training import checkpointing
 
 SPLICED = CHART_SPLICES / "images" / "spliced_00000.png"
 

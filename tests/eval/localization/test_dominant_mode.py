@@ -6,11 +6,11 @@ import pytest
 from PIL import Image
 
 from conftest import CHART_SPLICES
-from eval import consistency
-from eval import maps
-from eval import mean_shift
-from eval import patch_grid
-from exif_jax import checkpointing
+from eval.localization import consistency
+from eval.localization import maps
+from eval.localization import mean_shift
+from eval.localization import patch_grid
+from exif_jax.training import checkpointing
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from PIL import Image
 
 from conftest import CHART_SPLICES
 from conftest import REPO
-from eval import consistency
-from eval import localizer as localizer_lib
-from exif_jax import checkpointing
+from eval.localization import consistency
+from eval.localization import localizer as localizer_lib
+from exif_jax.training import checkpointing
 
 PHOTO = CHART_SPLICES / "images" / "spliced_00000.png"  # A map with clear contrast.
 NUM_PATCHES = 100

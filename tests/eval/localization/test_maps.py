@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from eval import maps
-from eval import ncuts
-from eval import patch_grid
+from eval.localization import maps
+from eval.localization import ncuts
+from eval.localization import patch_grid
 
 P = patch_grid.PATCH_SIZE
 

@@ -5,7 +5,7 @@ import pytest
 from sklearn.cluster import MeanShift, estimate_bandwidth
 from sklearn.datasets import make_blobs
 
-from eval import mean_shift
+from eval.localization import mean_shift
 
 
 def blobs(seed: int, dim: int = 3) -> np.ndarray:

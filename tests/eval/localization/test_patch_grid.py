@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from eval import patch_grid
+from eval.localization import patch_grid
 
 P = patch_grid.PATCH_SIZE
 

@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image
 
-from eval import report
+from eval.reporting import report
 
 
 def test_heatmap_ramp_runs_dark_to_bright_and_clips():

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from eval import pipeline
+from eval.runs import pipeline
 
 
 def pipeline_threads() -> list[threading.Thread]:

@@ -22,7 +22,7 @@ from PIL import Image
 
 from conftest import CHART_SPLICES, FIXTURES, REPO, foreground_sigint, kill_when
 from data_prep import photos as photo_inputs
-from eval import batch
+from eval.runs import batch
 
 CAMERA = sorted((FIXTURES / "camera").glob("*.jpg"))  # 640x480 but CAMERA[8], 480x640.
 EXAMPLE = CHART_SPLICES / "images" / "authentic_00000.png"  # 512x480.
@@ -35,7 +35,7 @@ INTERRUPTED = "interrupted; rerun the same command to resume"
 
 
 def localize(*args):
-  return subprocess.run([sys.executable, "-m", "eval.localize", *map(str, args)], cwd=REPO,
+  return subprocess.run([sys.executable, "-m", "eval.runs.localize", *map(str, args)], cwd=REPO,
                         capture_output=True, text=True, check=False)
 
 
@@ -215,10 +215,10 @@ def test_a_run_refuses_an_out_that_another_run_holds(tmp_path):
 
 
 @pytest.mark.parametrize("module, flag", [
-    ("eval.localize", "--num_patches=0"),
-    ("eval.localize", "--stride=0"),
-    ("eval.localize", "--max_pixels=0"),
-    ("eval.localize", "--pair_memory_mb=-1"),
+    ("eval.runs.localize", "--num_patches=0"),
+    ("eval.runs.localize", "--stride=0"),
+    ("eval.runs.localize", "--max_pixels=0"),
+    ("eval.runs.localize", "--pair_memory_mb=-1"),
     ("data_prep", "--crop_size=0"),
     ("data_prep", "--num_shards=-1"),
     ("data_prep", "--photos_per_shard=0"),
@@ -228,7 +228,7 @@ def test_a_run_refuses_an_out_that_another_run_holds(tmp_path):
 ])
 def test_a_flag_out_of_range_is_one_line_before_any_work(module, flag, tmp_path):
   out = tmp_path / "out"
-  inputs = [str(EXAMPLE)] if module == "eval.localize" else [f"--photos={FIXTURES / 'camera'}"]
+  inputs = [str(EXAMPLE)] if module == "eval.runs.localize" else [f"--photos={FIXTURES / 'camera'}"]
   result = subprocess.run([sys.executable, "-m", module, *inputs, f"--out={out}", flag],
                           cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode == 2, result.stderr[-3000:]
@@ -270,7 +270,7 @@ def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path):
   photos.mkdir()
   for source in CAMERA[:6]:
     shutil.copy(source, photos)
-  command = [sys.executable, "-m", "eval.localize", str(photos), "--out", str(out),
+  command = [sys.executable, "-m", "eval.runs.localize", str(photos), "--out", str(out),
              "--num_patches", "16"]
   stopped = kill_when(command, lambda: any(out.glob("results/*.json")), timeout=300,
                       sig=signal.SIGINT)
@@ -288,7 +288,7 @@ def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path):
 
 LOST_CTRL_C = """
 import gc, signal
-from exif_jax import ctrl_c
+from exif_jax.cli import ctrl_c
 ctrl_c.install()
 def press(phase, info):
   gc.callbacks.remove(press)

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from conftest import CHART_SPLICES, FIXTURES, REPO
-from exif_jax import command
+from exif_jax.cli import command
 
 ABSL_LOG_LINE = re.compile(r"[IWEF]\d{4} \d\d:\d\d:\d\d")  # e.g. "I1203 14:02:12.97 ...".
 GOOD_IMAGE = CHART_SPLICES / "images" / "spliced_00000.png"

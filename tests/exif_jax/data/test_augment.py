@@ -9,7 +9,7 @@ from PIL import Image
 
 from configs import common
 from conftest import FIXTURES
-from exif_jax import augment
+from exif_jax.data import augment
 
 OPTIONS = augment.Options.from_config(common.data_config())
 JPEG_NONE = OPTIONS.jpeg_qualities.index(0)

@@ -11,10 +11,10 @@ import pytest
 
 from configs import common
 from conftest import FIXTURES
-from exif_jax import augment
-from exif_jax import exif_attrs
-from exif_jax import input_pipeline
-from exif_jax import records
+from exif_jax.data import augment
+from exif_jax.data import exif_attrs
+from exif_jax.data import input_pipeline
+from exif_jax.data import records
 from test_augment import is_window
 
 NUM_SAMPLES = 30_000

@@ -6,7 +6,7 @@ import pytest
 
 import bad_inputs
 from conftest import FIXTURES, SHARED_DATA
-from exif_jax import jpeg_scan
+from exif_jax.data import jpeg_scan
 
 CAMERA_PHOTOS = sorted((FIXTURES / "camera").glob("*.jpg"))
 PROGRESSIVE = FIXTURES / "edge" / "progressive_sony_dsc-p12.jpg"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES
-from exif_jax import virtual_camera as vc
+from exif_jax.data import virtual_camera as vc
 
 PATCH = 128
 # Identity tone, the gentlest noise, no denoising or sharpening, a fine JPEG without chroma

@@ -5,13 +5,13 @@ import cv2
 import numpy as np
 import pytest
 
-from exif_jax import augment
-from exif_jax import exif_attrs
-from exif_jax import input_pipeline
-from exif_jax import records
-from exif_jax import train
-from exif_jax import virtual_camera
-from exif_jax import virtual_pairs
+from exif_jax.data import augment
+from exif_jax.data import exif_attrs
+from exif_jax.data import input_pipeline
+from exif_jax.data import records
+from exif_jax.data import virtual_camera
+from exif_jax.data import virtual_pairs
+from exif_jax.training import train
 from test_input_pipeline import assert_same_batches
 from test_input_pipeline import make_config
 from test_input_pipeline import take

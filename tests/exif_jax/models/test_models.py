@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from exif_jax.exif_attrs import NUM_ATTRIBUTES
+from exif_jax.data.exif_attrs import NUM_ATTRIBUTES
 from exif_jax.models import ExifConsistencyModel, ResNetV2, scale_patches
 
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from exif_jax import augment
+from exif_jax.data import augment
 from exif_jax.models import scale_patches
 from exif_jax.models.noise_residuals import noise_residuals
 from test_models import make_model, random_patches, small_config

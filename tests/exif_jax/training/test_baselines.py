@@ -1,6 +1,6 @@
 """The paper's baselines (4.2) end to end: trained by the trainer's command line on the real
 shards with their tiny configs, evaluated through the eval output contract, and tabulated with
-the noise method by eval.paper_table."""
+the noise method by eval.reporting.paper_table."""
 
 import json
 
@@ -9,18 +9,18 @@ import pytest
 from flax import nnx
 from PIL import Image
 
-from conftest import CHART_SPLICES, REPO
 from configs import camera_classification
 from configs import cpu
 from configs import image_consistency
 from configs import tiny
-from eval import camera_classifier
-from eval import localizer as localizer_lib
-from eval import patch_grid
-from exif_jax import checkpointing
-from exif_jax import records
-from exif_jax import stages
-from exif_jax import train
+from conftest import CHART_SPLICES, REPO
+from eval.localization import camera_classifier
+from eval.localization import localizer as localizer_lib
+from eval.localization import patch_grid
+from exif_jax.data import records
+from exif_jax.training import checkpointing
+from exif_jax.training import stages
+from exif_jax.training import train
 from test_run_eval import run_module
 
 
@@ -34,8 +34,8 @@ def train_baseline(config_file, shards, workdir):
 
 
 def eval_examples(out, *args):
-  """OUT of `eval.run_eval` over the chart splices (a tiny benchmark with masks)."""
-  run_module("eval.run_eval", "--images", str(CHART_SPLICES / "images"), "--masks",
+  """OUT of `eval.runs.run_eval` over the chart splices (a tiny benchmark with masks)."""
+  run_module("eval.runs.run_eval", "--images", str(CHART_SPLICES / "images"), "--masks",
              str(CHART_SPLICES / "masks"), "--out", str(out), "--num_patches", "32", *args)
   return out
 
@@ -161,10 +161,10 @@ def test_camera_classifier_evaluates_through_the_output_contract(camera_run, cam
   assert not (camera_eval / "attr_maps").exists()
   workdir = str(camera_run[0])
   image = str(CHART_SPLICES / "images" / "spliced_00000.png")
-  shown = run_module("eval.localize", image, "--checkpoint", workdir, "--out",
+  shown = run_module("eval.runs.localize", image, "--checkpoint", workdir, "--out",
                      str(tmp_path / "one"), "--num_patches", "32")
   assert shown.stdout.splitlines()[1].startswith("spliced_00000.png")
-  refused = run_module("eval.localize", image, "--checkpoint", workdir, "--out",
+  refused = run_module("eval.runs.localize", image, "--checkpoint", workdir, "--out",
                        str(tmp_path / "ncuts"), "--ncuts", status=2)
   assert "a camera classifier gives no consistency matrix: drop --ncuts" in refused.stderr
 
@@ -197,9 +197,9 @@ def test_paper_table_shows_each_runs_metrics(camera_eval, image_eval, tmp_path):
   outs = {"Noise": eval_examples(tmp_path / "noise", "--method", "noise"),
           "Camera Classification": camera_eval, "Image-Consistency": image_eval}
   runs = [arg for name, out in outs.items() for arg in ("--run", f"{name}@Examples={out}")]
-  table = json.loads(run_module("eval.paper_table", *runs, "--format", "json").stdout)
+  table = json.loads(run_module("eval.reporting.paper_table", *runs, "--format", "json").stdout)
   assert table["methods"] == list(outs) and table["datasets"] == ["Examples"]
-  text = run_module("eval.paper_table", *runs).stdout.splitlines()
+  text = run_module("eval.reporting.paper_table", *runs).stdout.splitlines()
   for name, out in outs.items():
     metrics = json.loads((out / "metrics.json").read_text())
     expected = [metrics[key] for key in ("detection_mAP", "p-mAP", "mcc@0.5", "f1@0.5")]
@@ -207,11 +207,11 @@ def test_paper_table_shows_each_runs_metrics(camera_eval, image_eval, tmp_path):
     assert [cell[column] for column in ("mAP", "p-mAP", "MCC", "F1")] == expected
     row = next(line for line in text if line.startswith(name))
     assert row.split()[-4:] == [f"{value:.3f}" for value in expected]
-  best = json.loads(run_module("eval.paper_table", *runs, "--threshold", "best",
+  best = json.loads(run_module("eval.reporting.paper_table", *runs, "--threshold", "best",
                                "--format", "json").stdout)
   assert best["table"]["Noise"]["Examples"]["MCC"] == json.loads(
       (outs["Noise"] / "metrics.json").read_text())["mcc@best"]
-  markdown = run_module("eval.paper_table", *runs, "--format", "markdown").stdout
+  markdown = run_module("eval.reporting.paper_table", *runs, "--format", "markdown").stdout
   assert markdown.startswith("| method | Examples mAP | Examples p-mAP | Examples MCC |")
 
 
@@ -220,5 +220,5 @@ def test_paper_table_shows_each_runs_metrics(camera_eval, image_eval, tmp_path):
     ("Noise@Examples={missing}", "metrics.json: missing; evaluate with --masks or --dataset"),
 ])
 def test_paper_table_refuses_a_bad_run_in_one_line(run, message, tmp_path):
-  result = run_module("eval.paper_table", "--run", run.format(missing=tmp_path), status=2)
+  result = run_module("eval.reporting.paper_table", "--run", run.format(missing=tmp_path), status=2)
   assert message in result.stderr.splitlines()[-1] and "Traceback" not in result.stderr

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from conftest import CHART_SPLICES, REPO
-from exif_jax import checkpointing
+from exif_jax.training import checkpointing
 
 STEP = "checkpoints/0"
 
@@ -79,7 +79,7 @@ def test_restore_names_the_path_and_the_reason(broken):
 @pytest.mark.parametrize("broken", ["random_metadata", "huge_width"], indirect=True)
 def test_localize_with_a_broken_checkpoint_is_one_line(broken, tmp_path):
   work, reason = broken
-  command = [sys.executable, "-m", "eval.localize", str(CHART_SPLICES / "images"),
+  command = [sys.executable, "-m", "eval.runs.localize", str(CHART_SPLICES / "images"),
              "--checkpoint", str(work), "--out", str(tmp_path / "out")]
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode != 0 and "Traceback" not in result.stderr

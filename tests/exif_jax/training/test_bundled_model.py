@@ -8,8 +8,8 @@ import pytest
 from configs import cpu
 from conftest import CHART_SPLICES, REPO, localize_with_bundled_model
 from eval import metrics
-from exif_jax import checkpointing
-from exif_jax import train
+from exif_jax.training import checkpointing
+from exif_jax.training import train
 
 
 @pytest.fixture(scope="module")

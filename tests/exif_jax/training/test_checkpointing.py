@@ -12,9 +12,9 @@ import pytest
 from flax import nnx
 
 from configs import tiny
-from exif_jax import checkpointing
-from exif_jax import sharding
-from exif_jax import train
+from exif_jax.training import checkpointing
+from exif_jax.training import sharding
+from exif_jax.training import train
 
 
 def tiny_config(**model_overrides):

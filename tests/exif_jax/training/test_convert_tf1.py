@@ -15,9 +15,9 @@ from flax import nnx
 
 from configs import exif_resnet50
 from conftest import REPO
-from eval import convert_tf1
-from exif_jax import checkpointing
 from exif_jax.models import scale_patches
+from exif_jax.training import checkpointing
+from exif_jax.training import convert_tf1
 
 SMALL_MODEL = dict(depth=50, width=8, feature_dim=32, head_widths=(32, 16, 8),
                    classifier_width=8, dtype="float32")
@@ -201,7 +201,7 @@ def test_command_line_writes_a_checkpoint_that_restore_reads(tmp_path, model, we
   np.savez(tmp_path / "exif_final.npz", **weights)
   overrides = [f"--config.model.{key}={value}" for key, value in SMALL_MODEL.items()
                if key in ("width", "feature_dim", "classifier_width")]
-  command = [sys.executable, "-m", "eval.convert_tf1", f"--weights={tmp_path / 'exif_final.npz'}",
+  command = [sys.executable, "-m", "exif_jax.training.convert_tf1", f"--weights={tmp_path / 'exif_final.npz'}",
              f"--out={tmp_path / 'work'}", "--config.model.head_widths=(32, 16, 8)", *overrides]
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -240,7 +240,7 @@ def test_bad_npz_is_a_one_line_error(tmp_path, content):
     path.write_bytes(np.random.default_rng(0).bytes(4096))
   else:
     np.savez(path, **{"predict/fc_out/weights": np.array([{"a": 1}], dtype=object)})
-  command = [sys.executable, "-m", "eval.convert_tf1", f"--weights={path}",
+  command = [sys.executable, "-m", "exif_jax.training.convert_tf1", f"--weights={path}",
              f"--out={tmp_path / 'work'}"]
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode != 0

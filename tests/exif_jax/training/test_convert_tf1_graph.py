@@ -2,7 +2,7 @@
 
 The original network (minyoungg/selfconsistency: models/exif/exif_net.py on TF-slim's
 resnet_v2_50) is built in TF1 graph mode with random weights and random batch-norm moving
-statistics, saved by tf.train.Saver and converted by eval.convert_tf1. For patches of a real
+statistics, saved by tf.train.Saver and converted by exif_jax.training.convert_tf1. For patches of a real
 photo, our per-patch features, 83 attribute logits and "same image" scores must equal the
 graph's. Needs `pip install exif-jax[tf1]`; run with `pytest -m tf1`.
 """
@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES
-from eval import convert_tf1, image_io, patch_grid
-from eval.consistency import ConsistencyModel
-from exif_jax import exif_attrs
+from eval.data import image_io
+from eval.localization import patch_grid
+from eval.localization.consistency import ConsistencyModel
 from exif_jax import models
+from exif_jax.data import exif_attrs
+from exif_jax.training import convert_tf1
 
 pytestmark = [
     pytest.mark.tf1,

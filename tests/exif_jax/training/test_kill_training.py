@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO
 from conftest import kill_when
 from conftest import params
-from exif_jax import checkpointing
+from exif_jax.training import checkpointing
 
 
 def train_command(workdir, shards):

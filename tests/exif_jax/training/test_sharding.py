@@ -8,8 +8,8 @@ import pytest
 from flax import nnx
 
 from configs import tiny
-from exif_jax import sharding
-from exif_jax import train
+from exif_jax.training import sharding
+from exif_jax.training import train
 
 
 def test_global_batch_splits_rows_over_the_data_axis():

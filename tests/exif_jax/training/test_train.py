@@ -10,9 +10,9 @@ from flax import nnx
 from configs import cpu
 from conftest import params
 from conftest import tiny_config
-from exif_jax import checkpointing
-from exif_jax import stages
-from exif_jax import train
+from exif_jax.training import checkpointing
+from exif_jax.training import stages
+from exif_jax.training import train
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from exif_jax import checkpointing
-from exif_jax import exif_attrs
-from exif_jax import input_pipeline
-from exif_jax import stages
-from exif_jax import train
-from exif_jax import virtual_camera
+from exif_jax.data import exif_attrs
+from exif_jax.data import input_pipeline
+from exif_jax.data import virtual_camera
+from exif_jax.training import checkpointing
+from exif_jax.training import stages
+from exif_jax.training import train
 
 NUM_COLUMNS = exif_attrs.NUM_ATTRIBUTES + len(virtual_camera.COMPONENTS)
 
