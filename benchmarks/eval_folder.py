@@ -25,6 +25,9 @@ import numpy as np
 
 from eval.localization import localizer as localizer_lib
 from eval.runs import batch
+from eval.runs import inputs
+from eval.runs import results
+from eval.runs import summary
 from exif_jax.data import files
 from exif_jax.training import checkpointing
 
@@ -65,9 +68,9 @@ def serial_loop(examples: list, localizer, out: pathlib.Path) -> None:
   (out / "results").mkdir()
   records = []
   for example in examples:
-    read = batch._read(example, localizer, files.MAX_PIXELS)
-    records.append(batch._write(example, read, batch._localize(example, read, localizer), out))
-  batch.summarize(examples, records, out, "serial", localizer.settings)
+    read = results.read(example, localizer, files.MAX_PIXELS)
+    records.append(results.write(example, read, batch.localize_one(example, read, localizer), out))
+  summary.write(examples, records, out, "serial", localizer.settings)
 
 
 def main():
@@ -76,7 +79,7 @@ def main():
   parser.add_argument("folder", type=pathlib.Path)
   parser.add_argument("--num_patches", type=int, default=500)
   args = parser.parse_args()
-  examples = batch.examples_from_paths([args.folder])
+  examples = inputs.examples_from_paths([args.folder])
   if not examples:
     raise SystemExit(f"no image in {args.folder}")
   localizer = localizer_lib.Localizer(checkpointing.restore(checkpointing.BUNDLED_MODEL),

@@ -51,7 +51,7 @@ from eval.localization import consistency
 from eval.localization import localizer
 from eval.localization import maps
 from eval.localization import patch_grid
-from eval.runs import batch
+from eval.runs import results
 from exif_jax.models import siamese
 from exif_jax.training import checkpointing
 from exif_jax.training import train
@@ -189,7 +189,7 @@ def step_seconds(scorer: consistency.ConsistencyModel, whole: localizer.Localize
         "attribute_maps": common.seconds_per_call(
             lambda: whole._attribute_maps(scored, mode.members, shape)[0], repeats),
         "output_writing": common.seconds_per_call(
-            lambda: batch._save_outputs(pathlib.Path(out), "photo", image, localization),
+            lambda: results.save_outputs(pathlib.Path(out), "photo", image, localization),
             repeats),
     }
 
@@ -216,7 +216,7 @@ def measure(config, image: np.ndarray, peak: float, repeats: int,
   plain = localizer.Localizer(model)
   with tempfile.TemporaryDirectory() as out:
     total = common.seconds_per_call(
-        lambda: batch._save_outputs(pathlib.Path(out), "photo", image, plain(image)), repeats)
+        lambda: results.save_outputs(pathlib.Path(out), "photo", image, plain(image)), repeats)
   result = {
       "depth": config.model.depth, "width": config.model.width,
       "num_patches": len(coords),

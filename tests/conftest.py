@@ -55,6 +55,14 @@ def run_data_prep(photos: pathlib.Path, out: pathlib.Path, *extra: str):
   return subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
 
 
+def run_module(module, *args, status=0):
+  """Runs `python -m module args`, which must exit with `status` (1: some images skipped)."""
+  result = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
+                          capture_output=True, text=True, check=False)
+  assert result.returncode == status, result.stderr[-3000:]
+  return result
+
+
 def foreground_sigint() -> None:
   """A child's SIGINT as a terminal's foreground job has it (preexec_fn): a shell starts
   background jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored."""

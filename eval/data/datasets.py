@@ -5,9 +5,9 @@ a release as it unpacks and documents that layout in its docstring; the TFDS bui
 `eval.data.tfds_builders` show the same text as their manual-download instructions.
 
 Every loader returns `Example`s sorted by stem. Stems are unique within a benchmark, so they
-can name output files (`maps/<name>.npy`, name = batch.storage_name(stem)). Masks are read lazily, one file per access, so
-listing a benchmark decodes nothing; `mask` is a bool HxW array, True = spliced, or None for
-an authentic image (nothing spliced, no mask file).
+can name output files (`maps/<name>.npy`, name = eval.runs.results.storage_name(stem)). Masks
+are read lazily, one file per access, so listing a benchmark decodes nothing; `mask` is a bool
+HxW array, True = spliced, or None for an authentic image (nothing spliced, no mask file).
 """
 
 from __future__ import annotations

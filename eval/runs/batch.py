@@ -1,172 +1,31 @@
-"""Localize a set of images into OUT, resumably. What OUT holds, for run_eval and localize
-alike (readers may rely on these names and formats):
-
-Every file of an image is named by storage_name(stem), <name> below:
-
-OUT/maps/<name>.npy       float32 HxW in [0, 1], high = inconsistent, at the input's resolution
-OUT/maps/<name>.png       8-bit heatmap of the same
-OUT/ncuts/<name>.npy      the Normalized Cuts segmentation (when asked)
-OUT/attr_maps/<name>.npz  the 83 per-attribute maps (when asked)
-OUT/thumbs/<name>.jpg     the input, at most report.THUMBNAIL px: the report never reads inputs
-OUT/results/<name>.json   per image: its input path and sha256, then score, verdict, metrics,
-                          or the reason it has no map; written last. A rerun keeps a result
-                          only when its input is unchanged, and retries every skip.
-OUT/settings.json         the model's sha256 and the options: a rerun with others is refused
-OUT/scores.csv, OUT/metrics.json (when masks are known), OUT/report.html
-                          of the whole list: with several workers (see workers), written by
-                          the one that completes it
+"""Localize a set of images into OUT, resumably, top-down: this process's share of the list
+(workers), OUT claimed for these settings (out_folder), the images not done yet localized with
+reading ahead and writing behind the devices (pipeline, results), then the summaries (summary).
+What OUT holds: results.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import dataclasses
 import functools
-import hashlib
-import io
-import json
-import numbers
-import os
 import pathlib
-import string
-from typing import Any, BinaryIO, Iterable
+from typing import Any
 
-import numpy as np
 from absl import logging
-from PIL import Image
 from tqdm import tqdm
 
 from data_prep import photos as photo_inputs
-from eval import metrics as metrics_lib
 from eval.data import datasets
-from eval.data import image_io
 from eval.localization import localizer as localizer_lib
-from eval.reporting import report
 from eval.runs import out_folder
 from eval.runs import pipeline
+from eval.runs import results
+from eval.runs import summary
 from eval.runs import workers
 from exif_jax.cli import ctrl_c
 from exif_jax.data import files
 
-THRESHOLD = 0.5  # Score above which an image is called spliced.
-_KEPT_BYTES = frozenset((string.ascii_letters + string.digits + "._-").encode())
-_MAX_NAME, _KEPT_PREFIX, _HASH_DIGITS = 120, 100, 12  # Bytes; ext4 allows 255 per name.
-_FORMULA_STARTS = ("=", "+", "-", "@")  # A spreadsheet runs a cell that starts so.
 
-
-def storage_name(stem: str) -> str:
-  """The name of an example's files in OUT: a pure, injective function of its stem.
-
-  Each byte of the stem outside [A-Za-z0-9._-] is written %XX (so '/', spaces, control
-  characters and bytes that are not UTF-8 are too), which keeps names ASCII and one path
-  component. A name over 120 bytes keeps its first 100 characters, then '~' (never written
-  otherwise) and 12 hex digits of the sha256 of the whole name.
-  """
-  name = "".join(chr(b) if b in _KEPT_BYTES else f"%{b:02X}" for b in os.fsencode(stem))
-  if len(name) <= _MAX_NAME:
-    return name
-  return f"{name[:_KEPT_PREFIX]}~{hashlib.sha256(name.encode()).hexdigest()[:_HASH_DIGITS]}"
-
-
-def _folder_entries(folder: pathlib.Path) -> list[pathlib.Path]:
-  """Every non-hidden entry that is not a folder, so that broken links and pipes get reported.
-
-  Symlinked folders are not followed (no loops).
-  """
-  entries = [pathlib.Path(parent, name)
-             for parent, _, names in os.walk(folder, followlinks=False) for name in names
-             if not name.startswith(".")]
-  return sorted(entries, key=os.fsencode)
-
-
-def examples_from_paths(paths: Iterable[str | os.PathLike]) -> list[datasets.Example]:
-  """Examples (no masks) for image files and folders of images, each input once.
-
-  A stem is the input's path relative to the folder common to all the given roots (a folder
-  counts as itself, a file as its folder), suffix included: x/a.jpg, y/a.jpg and x/a.png are
-  three stems, and adding inputs under the same folder leaves the earlier stems as they were.
-  """
-  roots = []
-  for path in map(pathlib.Path, paths):
-    if path.is_dir():
-      roots.append((path.resolve(), [(f, f.relative_to(path)) for f in _folder_entries(path)]))
-    else:
-      roots.append((path.parent.resolve(), [(path, pathlib.Path(path.name))]))
-  common = os.path.commonpath([folder for folder, _ in roots]) if roots else ""
-  examples, seen = [], set()
-  for folder, entries in roots:
-    prefix = pathlib.Path(os.path.relpath(folder, common))
-    for file, relative in entries:
-      stem = os.fspath(prefix / relative)
-      if stem not in seen:
-        seen.add(stem)
-        # spliced=None: unknown, so these images count for no detection metric.
-        examples.append(datasets.Example(stem=stem, image_path=file, spliced=None))
-  return examples
-
-
-def _identity(example: datasets.Example) -> dict[str, str]:
-  """What a result is filed under and what it is of: name, printable stem and input path."""
-  return {"stem": storage_name(example.stem), "name": photo_inputs.display_name(example.stem),
-          "image": photo_inputs.display_name(os.path.abspath(example.image_path))}
-
-
-def _output_file(path: pathlib.Path) -> contextlib.AbstractContextManager[BinaryIO]:
-  """files.atomic_file, in a folder of OUT made when first needed."""
-  path.parent.mkdir(exist_ok=True)
-  return files.atomic_file(path)
-
-
-def _save_array(path: pathlib.Path, array: np.ndarray) -> None:
-  with _output_file(path) as f:
-    np.save(f, array)
-
-
-def _save_image(path: pathlib.Path, image: Image.Image, image_format: str, **options) -> None:
-  with _output_file(path) as f:
-    image.save(f, format=image_format, **options)
-
-
-def _save_outputs(out: pathlib.Path, name: str, image: np.ndarray,
-                  result: localizer_lib.Localization) -> None:
-  _save_array(out / "maps" / f"{name}.npy", result.map)
-  _save_image(out / "maps" / f"{name}.png", report.heatmap_image(result.map), "PNG")
-  # JPEG: a photo's thumbnail encodes 70x faster than as a PNG, at a sixth of the size.
-  _save_image(out / "thumbs" / f"{name}.jpg", Image.fromarray(report.thumbnail(image)), "JPEG",
-              quality=report.THUMBNAIL_QUALITY)
-  if result.ncuts is not None:
-    _save_array(out / "ncuts" / f"{name}.npy", result.ncuts.astype(np.float32))
-  if result.attribute_maps is not None:
-    with _output_file(out / "attr_maps" / f"{name}.npz") as f:
-      np.savez_compressed(f, maps=result.attribute_maps,
-                          attributes=np.array(localizer_lib.exif_attrs.ATTRIBUTES))
-
-
-@dataclasses.dataclass(frozen=True)
-class _Read:
-  """An example read, checked and prepared (e.g. cut into patches) on the host, or why it
-  cannot be used."""
-  record: dict[str, Any]
-  image: np.ndarray | None = None
-  mask: np.ndarray | None = None
-  prepared: Any = None  # The localizer's `prepare` of the image.
-  error: str | None = None
-
-
-def _read(example: datasets.Example, localizer: localizer_lib.Localizer,
-          max_pixels: int) -> _Read:
-  """The host work before the devices': runs ahead of the loop, in another thread."""
-  record: dict[str, Any] = _identity(example)
-  try:
-    record["sha256"] = image_io.file_sha256(example.image_path, max_pixels)
-    image = example.load_image(max_pixels)
-    return _Read(record, image, example.mask, localizer.prepare(image))
-  except ValueError as e:
-    return _Read(record, error=str(e))
-
-
-def _localize(example: datasets.Example, read: _Read,
+def localize_one(example: datasets.Example, read: results.Read,
               localizer: localizer_lib.Localizer) -> localizer_lib.Localization | str:
   """The devices' part of one image, or the reason it is skipped (said in one line)."""
   error = read.error
@@ -179,81 +38,12 @@ def _localize(example: datasets.Example, read: _Read,
   return error
 
 
-def _write(example: datasets.Example, read: _Read, outcome: localizer_lib.Localization | str,
-           out: pathlib.Path) -> dict[str, Any]:
-  """Writes one image's files, its result last; returns the result. Runs behind the loop."""
-  if isinstance(outcome, str):
-    record = {**read.record, "error": outcome}
-  else:
-    _save_outputs(out, read.record["stem"], read.image, outcome)
-    record = {**read.record, "score": outcome.score, "no_signal": outcome.no_signal,
-              "verdict": "spliced" if outcome.score > THRESHOLD else "authentic",
-              "num_patches": outcome.num_patches, "separating": list(outcome.separating),
-              "has_mask": read.mask is not None, "spliced": example.spliced}
-    if read.mask is not None and read.mask.any() and not read.mask.all():
-      record["metrics"] = metrics_lib.image_metrics(read.mask, outcome.map)
-  files.write_json(out / "results" / f"{record['stem']}.json", record)
-  return record
-
-
-def _is_result(record: Any, identity: dict[str, str]) -> bool:
-  """Whether `record` is a map of exactly this input, with the fields summaries print."""
-  if not (isinstance(record, dict) and all(record.get(k) == v for k, v in identity.items())):
-    return False
-  metrics = record.get("metrics", {})
-  return ("error" not in record and isinstance(record.get("score"), numbers.Real)
-          and isinstance(record.get("no_signal"), bool) and isinstance(record.get("verdict"), str)
-          and isinstance(record.get("separating"), list) and isinstance(metrics, dict)
-          and isinstance(metrics.get("p-ap", 0.0), numbers.Real))
-
-
-def _read_record(example: datasets.Example, out: pathlib.Path) -> Any:
-  """What OUT/results holds for this input's name (any JSON), or None."""
-  try:
-    return json.loads((out / "results" / f"{storage_name(example.stem)}.json").read_text())
-  except (OSError, ValueError):  # No result or an unreadable one.
-    return None
-
-
-def _earlier_result(example: datasets.Example, out: pathlib.Path,
-                    max_pixels: int) -> dict[str, Any] | None:
-  """The result an earlier run left for this input, if the input is unchanged since (same
-  path and sha256) and its map and thumbnail are still there; skips are never kept."""
-  return _kept(_read_record(example, out), example, out, max_pixels)
-
-
-def _kept(record: Any, example: datasets.Example, out: pathlib.Path,
-          max_pixels: int) -> dict[str, Any] | None:
-  """`record` (what OUT/results holds for `example`) if _earlier_result keeps it, else None."""
-  if record is None:
-    return None
-  identity = _identity(example)
-  name = identity["stem"]
-  try:
-    identity["sha256"] = image_io.file_sha256(example.image_path, max_pixels)
-  except (OSError, ValueError):  # An input gone bad.
-    return None
-  outputs = (out / "maps" / f"{name}.npy", out / "thumbs" / f"{name}.jpg")
-  return record if _is_result(record, identity) and all(map(os.path.exists, outputs)) else None
-
-
-def _final_result(example: datasets.Example, out: pathlib.Path,
-                  max_pixels: int) -> dict[str, Any] | None:
-  """The record the summaries take for this input: its kept result, or the reason its last
-  run skipped it (the next run of its worker retries it); None while it is to do."""
-  record = _read_record(example, out)
-  if (isinstance(record, dict) and isinstance(record.get("error"), str)
-      and all(record.get(k) == v for k, v in _identity(example).items())):
-    return record
-  return _kept(record, example, out, max_pixels)
-
-
 def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
         out: pathlib.Path, *, max_pixels: int = files.MAX_PIXELS,
         title: str = "exif-jax", input_settings: dict[str, Any] | None = None,
         split: workers.Split = workers.WHOLE_LIST) -> list[dict[str, Any]]:
   """Localizes every example of this worker's share (`split`) not already done in `out`,
-  then writes the summaries of all `examples` (see workers); returns the share's records.
+  then writes the summaries of all `examples` (summary.after_share); returns the share's records.
 
   `input_settings` (how the examples make their pixels, e.g. a perturbation) are recorded
   with the model's.
@@ -269,50 +59,23 @@ def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
   with out_folder.locked(out, split.index, split.num_workers):
     out_folder.claim(out, settings)
     (out / "results").mkdir(exist_ok=True)
-    records = [_earlier_result(e, out, max_pixels) for e in examples]
+    records = [results.earlier_result(e, out, max_pixels) for e in examples]
     todo = [i for i, record in enumerate(records) if record is None]
     logging.info("%d of %d images to do (%d already done)", len(todo), len(examples),
                  len(examples) - len(todo))
     # The next images are read while the devices localize this one, the last ones written.
-    reader = functools.partial(_read, localizer=localizer, max_pixels=max_pixels)
+    reader = functools.partial(results.read, localizer=localizer, max_pixels=max_pixels)
     written = {}
     with (pipeline.ahead(reader, [examples[i] for i in todo]) as reads,
           pipeline.Behind() as writes):
       for i in tqdm(todo, desc="localize", unit="image"):
         ctrl_c.raise_if_pressed()
         example, read = examples[i], next(reads)
-        written[i] = writes.submit(_write, example, read, _localize(example, read, localizer),
-                                   out)
+        written[i] = writes.submit(results.write, example, read,
+                                   localize_one(example, read, localizer), out)
     for i, record in written.items():
       records[i] = record.result()
-    if split == workers.WHOLE_LIST:
-      summarize(examples, records, out, title, settings)
-    else:
-      workers.summarize_once_complete(
-          out, lambda: [_final_result(e, out, max_pixels) for e in whole_list],
-          lambda done: summarize(whole_list, done, out, title, settings))
+    summary.after_share(
+        whole_list, records, split, out, title, settings,
+        lambda: [results.final_result(e, out, max_pixels) for e in whole_list])
   return records
-
-
-def _cell(text: str) -> str:
-  """A CSV cell that a spreadsheet shows as text, never runs as a formula."""
-  return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
-
-
-def summarize(examples: list[datasets.Example], records: list[dict[str, Any]],
-              out: pathlib.Path, title: str, settings: dict[str, Any]) -> None:
-  """scores.csv, metrics.json and report.html of this run's examples, from OUT alone."""
-  table = io.StringIO()
-  writer = csv.writer(table)
-  writer.writerow(["stem", "score", "image"])
-  writer.writerows((_cell(r["stem"]), f"{r['score']:.6f}", _cell(r["image"]))
-                   for r in records if "score" in r)
-  files.write_atomic(out / "scores.csv", table.getvalue())
-  dataset = metrics_lib.DatasetMetrics()
-  for example, record in zip(examples, records):
-    if "score" in record:
-      heat = np.load(out / "maps" / f"{record['stem']}.npy")
-      dataset.add(heat, mask=example.mask, label=example.spliced, score=record["score"])
-  if any(example.mask_path is not None for example in examples):
-    files.write_json(out / "metrics.json", dataset.result())
-  report.write(out, records, title=title, settings=settings)

@@ -12,8 +12,8 @@ from absl import app
 from absl import flags
 
 from data_prep import photos
-from eval.runs import batch
 from eval.runs import cli_common
+from eval.runs import inputs
 from exif_jax.cli import command
 
 # --help lists the shared evaluation flags (--checkpoint, --out, ...) too.
@@ -36,7 +36,7 @@ def table(records) -> str:
 def main(argv):
   if len(argv) < 2:
     raise app.UsageError("give at least one image or folder")
-  records = cli_common.run_batch(batch.examples_from_paths(argv[1:]), "exif-jax localize")
+  records = cli_common.run_batch(inputs.examples_from_paths(argv[1:]), "exif-jax localize")
   status = cli_common.exit_status(records)
   print(table(records))
   print(f"report: {photos.display_name(pathlib.Path(cli_common.OUT.value) / 'report.html')}")

@@ -18,8 +18,8 @@ from absl import flags
 
 from data_prep import photos
 from eval.data import datasets
-from eval.runs import batch
 from eval.runs import cli_common
+from eval.runs import inputs
 from eval.runs import perturbations
 from exif_jax.cli import command
 
@@ -49,7 +49,7 @@ def _examples() -> list[datasets.Example]:
     if not os.path.isdir(_MASKS.value):  # Else every image would count as authentic.
       raise datasets.LayoutError(f"{_MASKS.value}: no such folder of masks")
     return datasets.folder_pair(_IMAGES.value, _MASKS.value)
-  return batch.examples_from_paths([_IMAGES.value])
+  return inputs.examples_from_paths([_IMAGES.value])
 
 
 def main(argv):

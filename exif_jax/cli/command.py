@@ -36,7 +36,7 @@ unexpected error exits 1 with its traceback.
 """
 
 # Not resolved: log records name a module by the path it was imported from, as here.
-_PROJECT_DIRS = tuple(os.path.join(pathlib.Path(__file__).parent.parent, package, "")
+_PROJECT_DIRS = tuple(os.path.join(pathlib.Path(__file__).parents[2], package, "")
                       for package in ("exif_jax", "eval", "data_prep", "configs"))
 
 

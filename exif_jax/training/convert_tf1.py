@@ -48,7 +48,7 @@ _LEAVES = {
     nnx.BatchNorm: {"scale": "gamma", "bias": "beta", "mean": "moving_mean",
                     "var": "moving_variance"},
 }
-_REPO = pathlib.Path(__file__).resolve().parent.parent
+_REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,8 +168,8 @@ def load_mapping(path: str | pathlib.Path,
   except ImportError:
     raise ImportError(
         f"{path}: reading a TF checkpoint needs tensorflow, which is not installed. Dump it "
-        f"to .npz where TF is installed (script in `python -m exif_jax.training.convert_tf1 --help`) and "
-        f"pass the .npz") from None
+        f"to .npz where TF is installed (script in "
+        f"`python -m exif_jax.training.convert_tf1 --help`) and pass the .npz") from None
   reader = tf.train.load_checkpoint(path)
   return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
           if not is_optimizer_state(name)}
@@ -230,7 +230,8 @@ def main(argv):
     model = convert(load_mapping(weights, original_names(config.model)), config.model)
   except (ValueError, OSError) as e:
     raise command.NothingDone(f"{weights}: {e}") from None
-  print(f"converted {flags.FLAGS.weights} -> {checkpointing.save_model(flags.FLAGS.out, model, config)}")
+  saved = checkpointing.save_model(flags.FLAGS.out, model, config)
+  print(f"converted {flags.FLAGS.weights} -> {saved}")
 
 
 def _define_flags():

@@ -22,7 +22,7 @@ from PIL import Image
 
 from conftest import CHART_SPLICES, FIXTURES, REPO, foreground_sigint, kill_when
 from data_prep import photos as photo_inputs
-from eval.runs import batch
+from eval.runs import results as results_lib
 
 CAMERA = sorted((FIXTURES / "camera").glob("*.jpg"))  # 640x480 but CAMERA[8], 480x640.
 EXAMPLE = CHART_SPLICES / "images" / "authentic_00000.png"  # 512x480.
@@ -109,7 +109,7 @@ def test_files_that_share_a_stem_keep_their_own_results(two_runs):
   assert two_runs.first.returncode == 1, two_runs.first.stderr[-3000:]  # late.jpg skipped.
   rows = {row["stem"]: row for row in csv.DictReader((two_runs.out / "scores.csv").open())}
   for name in ("x/a.jpg", "x/a.png", "x/a-1.jpg", "y/a.jpg"):
-    stem = batch.storage_name(name)
+    stem = results_lib.storage_name(name)
     record = two_runs.first_results[stem]
     path = two_runs.photos / name
     assert record["name"] == name and record["image"] == str(path)
@@ -117,7 +117,7 @@ def test_files_that_share_a_stem_keep_their_own_results(two_runs):
     heat = np.load(two_runs.out / "maps" / f"{stem}.npy")
     assert heat.shape == Image.open(path).size[::-1]  # The PNG is 512 wide, the JPEGs 640.
     assert rows[stem]["image"] == str(path)
-  assert len({two_runs.first_results[batch.storage_name(n)]["score"]
+  assert len({two_runs.first_results[results_lib.storage_name(n)]["score"]
               for n in ("x/a.jpg", "x/a.png", "x/a-1.jpg")}) == 3
 
 
@@ -127,15 +127,15 @@ def test_added_inputs_leave_every_earlier_result_with_its_file(two_runs):
   # and y/a.jpg (its result names another file): 5 to do; the 7 others are kept untouched.
   assert "5 of 12 images to do (7 already done)" in second.stderr, second.stderr[-3000:]
   for name in ("x/a.jpg", "x/a.png", LONG, NON_UTF8, CONTROL, FORMULA):
-    file = f"{batch.storage_name(name)}.json"
+    file = f"{results_lib.storage_name(name)}.json"
     assert (two_runs.out / "results" / file).stat().st_mtime_ns == two_runs.first_mtimes[file]
   after = results(two_runs.out)
   assert after["x%2Fa-1.jpg"]["verdict"].startswith("<script>")  # Rewritten by the test.
   for name in ("x/a.jpg", "y/a.jpg", "w/a.jpg", "late.jpg", "replaced.jpg"):
-    record = after[batch.storage_name(name)]
+    record = after[results_lib.storage_name(name)]
     assert record["image"] == str(two_runs.photos / name), record
     assert record["sha256"] == sha256(two_runs.photos / name), name
-  assert batch.storage_name("w/a.jpg") == "w%2Fa.jpg"
+  assert results_lib.storage_name("w/a.jpg") == "w%2Fa.jpg"
 
 
 def test_names_too_long_to_store_are_bounded_and_distinct(two_runs):
@@ -145,11 +145,11 @@ def test_names_too_long_to_store_are_bounded_and_distinct(two_runs):
     assert len(stem) == 113 and stem[100] == "~" and stem.isascii(), stem
     assert "score" in two_runs.first_results[stem]
     assert (two_runs.out / "maps" / f"{stem}.npy").exists()
-  assert stems[LONG] == batch.storage_name(LONG)
-  assert stems[photo_inputs.display_name(NON_UTF8)] == batch.storage_name(NON_UTF8)
+  assert stems[LONG] == results_lib.storage_name(LONG)
+  assert stems[photo_inputs.display_name(NON_UTF8)] == results_lib.storage_name(NON_UTF8)
   # Escaping is injective: a name that looks like an escape is escaped itself.
-  assert batch.storage_name("a%2Fb") == "a%252Fb" != batch.storage_name("a/b")
-  assert batch.storage_name("b" * 120) == "b" * 120  # Up to 120 bytes, names stay whole.
+  assert results_lib.storage_name("a%2Fb") == "a%252Fb" != results_lib.storage_name("a/b")
+  assert results_lib.storage_name("b" * 120) == "b" * 120  # Up to 120 bytes, names stay whole.
 
 
 def test_a_skipped_input_is_retried(two_runs):

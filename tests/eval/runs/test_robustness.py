@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import CHART_SPLICES
+from conftest import CHART_SPLICES, run_module
 from eval.data import datasets
 from eval.runs import perturbations
-from test_run_eval import run_module
 
 SWEEP = ["--perturb", "jpeg=90,50", "--perturb", "resize=0.5", "--perturb", "blur=2"]
 LEVELS = {"jpeg": ["90", "50"], "resize": ["0.5"], "blur": ["2"]}

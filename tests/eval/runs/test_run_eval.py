@@ -14,12 +14,12 @@ import pytest
 from PIL import Image
 
 import bad_inputs
-from conftest import FIXTURES, PHOTOS, REPO, kill_when
+from conftest import FIXTURES, PHOTOS, REPO, kill_when, run_module
 from data_prep import photos as photo_inputs
 from eval.data import datasets
 from eval.data import synth_splices
 from eval.localization import consistency
-from eval.runs import batch
+from eval.runs import results
 from exif_jax.training import checkpointing
 
 
@@ -30,14 +30,6 @@ def splices(tmp_path_factory):
   photos = sorted((FIXTURES / "camera").glob("*.jpg"))
   synth_splices.make_splices(photos, out, num_spliced=4, num_authentic=2, seed=0, max_size=384)
   return out
-
-
-def run_module(module, *args, status=0):
-  """Runs `python -m module args`, which must exit with `status` (1: some images skipped)."""
-  result = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
-                          capture_output=True, text=True, check=False)
-  assert result.returncode == status, result.stderr[-3000:]
-  return result
 
 
 def test_run_eval_writes_the_output_contract_and_resumes(tiny_run, splices, tmp_path):
@@ -157,13 +149,13 @@ def test_every_bad_input_is_reported_once_and_every_good_one_mapped(module, corp
   inputs = ["--images", str(folder)] if module == "eval.runs.run_eval" else [str(folder)]
   result = run_module(module, *inputs, "--checkpoint", str(workdir), "--out", str(out),
                       "--num_patches", "16", status=1)
-  reasons = {batch.storage_name(name): want.evaluate for name, want in expected.items()}
+  reasons = {results.storage_name(name): want.evaluate for name, want in expected.items()}
   assert len(reasons) == len(expected)  # Every file its own name: same_stem.jpg, .png, -1.jpg.
   records = [json.loads(p.read_text()) for p in (out / "results").glob("*.json")]
   by_stem = {r["stem"]: r for r in records}
   assert len(by_stem) == len(records) and set(by_stem) == set(reasons)  # loop_dir not walked.
   for name, want in expected.items():
-    record = by_stem[batch.storage_name(name)]
+    record = by_stem[results.storage_name(name)]
     assert record["image"] == photo_inputs.display_name(folder / name)
     if want.evaluate is None:
       assert "error" not in record, record

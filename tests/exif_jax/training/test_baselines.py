@@ -13,7 +13,7 @@ from configs import camera_classification
 from configs import cpu
 from configs import image_consistency
 from configs import tiny
-from conftest import CHART_SPLICES, REPO
+from conftest import CHART_SPLICES, REPO, run_module
 from eval.localization import camera_classifier
 from eval.localization import localizer as localizer_lib
 from eval.localization import patch_grid
@@ -21,7 +21,6 @@ from exif_jax.data import records
 from exif_jax.training import checkpointing
 from exif_jax.training import stages
 from exif_jax.training import train
-from test_run_eval import run_module
 
 
 def train_baseline(config_file, shards, workdir):
