@@ -9,6 +9,9 @@ validation scores, one column of logits and labels per predicted quantity.
                          its 83 head outputs are hidden units, not attributes.
   camera_classification  the Camera-Classification baseline (4.2): each patch's camera model,
                          a softmax over the training photos' cameras (model.camera_names).
+
+The pair stages learn from batches of pairs or from all-pairs batches (data/all_pairs.py),
+whose every pair i < j of patches is one example.
 """
 
 from __future__ import annotations
