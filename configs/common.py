@@ -14,6 +14,13 @@ def data_config() -> ml_collections.ConfigDict:
   data = ml_collections.ConfigDict()
   data.data_dir = ""  # A dataset directory written by `python -m data_prep`.
   data.patch_size = 128
+  # Training batches: "pairs" (input_pipeline.py, the paper's), B pairs of two patches each,
+  # or "all_pairs" (all_pairs.py), B patches, patches_per_photo from each photo, compared as
+  # all B (B - 1) / 2 pairs. Validation reads pairs either way.
+  data.sampler = "pairs"
+  # All-pairs batches: patches per photo (k); the batch holds couples of photos, so
+  # train.batch_size must be a multiple of 2k.
+  data.patches_per_photo = 2
   # Share of pairs whose two patches come from one photo (stage 2's "same image" positives).
   data.same_image_fraction = 0.0
   # Values held by fewer photos count as unknown; the paper drops values seen < 100 times.

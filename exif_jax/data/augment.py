@@ -120,11 +120,8 @@ def sample_pair(rng: np.random.Generator, options: Options, side_a: int, side_b:
   params_b = np.empty(NUM_OPS, np.int64)
   # One Generator call for all draws: a call costs more than the draw.
   for op, (u_a, u_same, u_b) in enumerate(rng.random((NUM_OPS, 3)).tolist()):
-    if op == RESIZE:
-      allowed_a = options.fitting_factors(min(side_a, side_b))
-      allowed_b = options.fitting_factors(side_b)
-    else:
-      allowed_a = allowed_b = np.arange(len(options.sets[op]))
+    allowed_a = _allowed(options, op, min(side_a, side_b))
+    allowed_b = _allowed(options, op, side_b)
     weights = options.weights[op]
     if u_same < 0.5 or len(allowed_b) == 1:
       params_a[op] = params_b[op] = _draw(u_a, allowed_a, weights)
@@ -132,6 +129,22 @@ def sample_pair(rng: np.random.Generator, options: Options, side_a: int, side_b:
       params_a[op] = _draw(u_a, allowed_a, weights * (1 - weights))
       params_b[op] = _draw(u_b, allowed_b[allowed_b != params_a[op]], weights)
   return params_a, params_b, (params_a == params_b).astype(np.int8)
+
+
+def sample_patch(rng: np.random.Generator, options: Options, side: int) -> np.ndarray:
+  """int [NUM_OPS]: one patch's own members for a crop whose short side is `side`, each drawn
+  by weight among those that fit.
+
+  All-pairs batches draw every patch alone and compare them pairwise: an op's label is 1 iff
+  two patches got the same member, as in sample_pair.
+  """
+  return np.array([_draw(u, _allowed(options, op, side), options.weights[op])
+                   for op, u in enumerate(rng.random(NUM_OPS).tolist())])
+
+
+def _allowed(options: Options, op: int, side: int) -> np.ndarray:
+  """The members of `op` that a crop whose short side is `side` can take."""
+  return options.fitting_factors(side) if op == RESIZE else np.arange(len(options.sets[op]))
 
 
 def _draw(u: float, members: np.ndarray, weights: np.ndarray) -> int:

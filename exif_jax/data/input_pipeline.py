@@ -33,8 +33,9 @@ from exif_jax.data import virtual_pairs
 # The stream is endless in practice: a MapDataset needs a length, training never reaches it.
 NUM_PAIRS = 2**62
 # Independent random streams per pair index, so changing one decision moves no other.
+# ALL_PAIRS_STREAM: the crops and post-processing of an all-pairs couple (all_pairs.py).
 (_ATTRIBUTE_STREAM, _PAIR_STREAM, _AUGMENT_STREAM, _VIRTUAL_PAIR_STREAM,
- _VIRTUAL_RENDER_STREAM) = _STREAMS = range(5)
+ _VIRTUAL_RENDER_STREAM, ALL_PAIRS_STREAM) = _STREAMS = range(6)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Pair:
 
 
 class _Generators(threading.local):
-  """One Philox generator per stream in each thread, repositioned by `_rng`."""
+  """One Philox generator per stream in each thread, repositioned by `stream_rng`."""
 
   def __init__(self):
     super().__init__()
@@ -61,7 +62,7 @@ class _Generators(threading.local):
 _GENERATORS = _Generators()
 
 
-def _rng(seed: int, stream: int, index: int) -> np.random.Generator:
+def stream_rng(seed: int, stream: int, index: int) -> np.random.Generator:
   """The random stream `stream` of pair (or group) `index`: a pure function of the arguments.
 
   Philox is counter based: key `seed` and counter (0, 0, stream, index) start an independent
@@ -154,7 +155,7 @@ class PairSampler:
     random start, so every group of an even size is split exactly in half.
     """
     group, position = divmod(index, self.pairs_per_attribute)
-    rng = _rng(self.seed, _ATTRIBUTE_STREAM, group)
+    rng = stream_rng(self.seed, _ATTRIBUTE_STREAM, group)
     u_attribute, u_start = rng.random(2).tolist()
     rank = rng.permutation(self.pairs_per_attribute)[position]
     return int(self.pool[_pick(u_attribute, self.pool.size)]), bool((rank + (u_start < 0.5)) % 2)
@@ -164,7 +165,7 @@ class PairSampler:
     attribute, same_value = self._group(index)
     # One uniform per decision, whichever decisions this pair takes.
     u_value, u_photo_a, u_same_image, u_photo_b, u_other_value, u_patch_a, u_patch_b = (
-        _rng(self.seed, _PAIR_STREAM, index).random(7).tolist())
+        stream_rng(self.seed, _PAIR_STREAM, index).random(7).tolist())
     members = self.members[attribute]
     value = _pick(u_value, len(members))
     holders = members[value]
@@ -189,7 +190,7 @@ class PairSampler:
     """The photos and patches of virtual-camera pair `index`: two photos chosen uniformly,
     different ones whenever there are two, whatever their EXIF (attribute and value -1)."""
     u_photo_a, u_photo_b, u_patch_a, u_patch_b = (
-        _rng(self.seed, _VIRTUAL_PAIR_STREAM, index).random(4).tolist())
+        stream_rng(self.seed, _VIRTUAL_PAIR_STREAM, index).random(4).tolist())
     photo_a = _pick(u_photo_a, self.patch_count.size)
     photo_b = (_pick_other(u_photo_b, self.patch_count.size, photo_a)
                if self.patch_count.size >= 2 else photo_a)
@@ -280,8 +281,8 @@ class MakeBatch:
       if virtual[row]:
         pixels_a, pixels_b, batch["labels"][row, exif_attrs.NUM_ATTRIBUTES:] = (
             self.virtual.render(pixels_a, pixels_b,
-                                _rng(self.sampler.seed, _VIRTUAL_RENDER_STREAM, int(index))))
-      rng = _rng(self.sampler.seed, _AUGMENT_STREAM, int(index))
+                                stream_rng(self.sampler.seed, _VIRTUAL_RENDER_STREAM, int(index))))
+      rng = stream_rng(self.sampler.seed, _AUGMENT_STREAM, int(index))
       params_a, params_b, post_labels = augment.sample_pair(
           rng, self.options, min(pixels_a.shape[:2]), min(pixels_b.shape[:2]))
       batch["labels"][row, exif_attrs.NUM_EXIF:exif_attrs.NUM_ATTRIBUTES] = post_labels
@@ -326,6 +327,37 @@ def num_labels(config: ml_collections.ConfigDict) -> int:
   return exif_attrs.NUM_ATTRIBUTES + len(virtual_camera_components(config))
 
 
+def make_batch_inputs(config: ml_collections.ConfigDict, split: str, *, seed: int
+                      ) -> tuple[PairSampler, list[str], augment.Options, np.ndarray, np.ndarray]:
+  """The first arguments of MakeBatch (and of all_pairs.MakeAllPairsBatch) for `split`: its
+  pair sampler, patch files, post-processing options, and named and camera classes."""
+  data = config.data
+  photos, patch_files = records.photo_index(data.data_dir, split)
+  if not photos:
+    raise ValueError(f"{data.data_dir}: no {split!r} photos")
+  sampler = PairSampler(photos, seed=seed, pairs_per_attribute=data.pairs_per_attribute,
+                        same_image_fraction=data.same_image_fraction,
+                        min_photos_per_value=data.min_photos_per_value)
+  return (sampler, patch_files, augment.Options.from_config(data),
+          _name_codes(config, split, photos),
+          camera_labels.camera_codes(photos, config.model.get("camera_names", ())))
+
+
+def host_batches(make_batch: MakeBatch, data: ml_collections.ConfigDict, *, batch_size: int,
+                 process_index: int, process_count: int) -> grain.IterDataset:
+  """make_batch of this host's indices: global batch k holds indices
+  [k * batch_size * process_count, (k + 1) * batch_size * process_count), each host a
+  contiguous slice of batch_size; read by config.data's threads and worker processes."""
+  dataset = (grain.MapDataset.range(NUM_PAIRS).batch(batch_size, drop_remainder=True)
+             [process_index::process_count].map(make_batch))
+  dataset = dataset.to_iter_dataset(grain.ReadOptions(
+      num_threads=data.num_threads, prefetch_buffer_size=data.prefetch_buffer_size))
+  if data.num_workers > 0:
+    dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(
+        num_workers=data.num_workers, per_worker_buffer_size=data.per_worker_buffer_size))
+  return dataset
+
+
 def create_dataset(config: ml_collections.ConfigDict, split: str, *, seed: int,
                    global_batch_size: int, process_index: int = 0, process_count: int = 1
                    ) -> grain.IterDataset:
@@ -340,23 +372,7 @@ def create_dataset(config: ml_collections.ConfigDict, split: str, *, seed: int,
   if global_batch_size % process_count:
     raise ValueError(
         f"global_batch_size={global_batch_size} not divisible by {process_count} processes")
-  data = config.data
-  photos, patch_files = records.photo_index(data.data_dir, split)
-  if not photos:
-    raise ValueError(f"{data.data_dir}: no {split!r} photos")
-  sampler = PairSampler(photos, seed=seed, pairs_per_attribute=data.pairs_per_attribute,
-                        same_image_fraction=data.same_image_fraction,
-                        min_photos_per_value=data.min_photos_per_value)
-  make_batch = MakeBatch(sampler, patch_files, augment.Options.from_config(data),
-                         _name_codes(config, split, photos),
-                         camera_labels.camera_codes(photos, config.model.get("camera_names", ())),
-                         virtual_camera_fraction=data.virtual_camera_fraction)
-  batch_size = global_batch_size // process_count
-  dataset = (grain.MapDataset.range(NUM_PAIRS).batch(batch_size, drop_remainder=True)
-             [process_index::process_count].map(make_batch))
-  dataset = dataset.to_iter_dataset(grain.ReadOptions(
-      num_threads=data.num_threads, prefetch_buffer_size=data.prefetch_buffer_size))
-  if data.num_workers > 0:
-    dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(
-        num_workers=data.num_workers, per_worker_buffer_size=data.per_worker_buffer_size))
-  return dataset
+  make_batch = MakeBatch(*make_batch_inputs(config, split, seed=seed),
+                         virtual_camera_fraction=config.data.virtual_camera_fraction)
+  return host_batches(make_batch, config.data, batch_size=global_batch_size // process_count,
+                      process_index=process_index, process_count=process_count)

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from exif_jax import models
 from exif_jax.cli import ctrl_c
+from exif_jax.data import all_pairs
 from exif_jax.data import augment
 from exif_jax.data import camera_labels
 from exif_jax.data import exif_attrs
@@ -98,24 +99,33 @@ def create_train_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mes
 
 def random_batch(config: ml_collections.ConfigDict, batch_size: int, seed: int = 0
                  ) -> dict[str, np.ndarray]:
-  """Random pairs in the training batch layout, for benchmarks and tests that need no data."""
+  """A random batch in the training layout config.data.sampler gives, for benchmarks and tests
+  that need no data: pairs (patch_a, patch_b, ...) or all-pairs patches (patches, photo, ...)."""
   rng = np.random.default_rng(seed)
   size = config.data.patch_size
-  patch_shape = (batch_size, size, size, 3)
   members = augment.Options.from_config(config.data).set_sizes
   classes = config.model.named_exif_classes
-  named_shape = (batch_size, len(config.model.named_exif_tags))
+  tags = len(config.model.named_exif_tags)
   cameras = max(1, len(config.model.camera_names))
-  return {"patch_a": rng.integers(0, 256, patch_shape, np.uint8),
-          "patch_b": rng.integers(0, 256, patch_shape, np.uint8),
-          "labels": rng.integers(-1, 2, (batch_size, input_pipeline.num_labels(config)), np.int8),
+  per_patch = lambda: {
+      "patch": rng.integers(0, 256, (batch_size, size, size, 3), np.uint8),
+      "post": rng.integers(0, members, (batch_size, len(members)), np.int8),
+      "named": rng.integers(-1, classes, (batch_size, tags), np.int32),
+      "camera": rng.integers(-1, cameras, (batch_size,), np.int32)}
+  if config.data.sampler == "all_pairs":
+    patches = per_patch()
+    k = config.data.patches_per_photo
+    return {"patches": patches.pop("patch"),
+            "photo": np.repeat(np.arange(batch_size // k, dtype=np.int32), k),
+            # Value codes of each patch's photo, drawn per photo: its k patches agree.
+            "codes": np.repeat(rng.integers(-1, 3, (batch_size // k, exif_attrs.NUM_EXIF),
+                                            np.int32), k, axis=0),
+            **patches}
+  sides = {side: per_patch() for side in "ab"}
+  return {"labels": rng.integers(-1, 2, (batch_size, input_pipeline.num_labels(config)), np.int8),
           "same_image": rng.integers(0, 2, (batch_size,), np.int8),
-          "post_a": rng.integers(0, members, (batch_size, len(members)), np.int8),
-          "post_b": rng.integers(0, members, (batch_size, len(members)), np.int8),
-          "named_a": rng.integers(-1, classes, named_shape, np.int32),
-          "named_b": rng.integers(-1, classes, named_shape, np.int32),
-          "camera_a": rng.integers(-1, cameras, (batch_size,), np.int32),
-          "camera_b": rng.integers(-1, cameras, (batch_size,), np.int32)}
+          **{f"{key}_{side}": value for side, arrays in sides.items()
+             for key, value in arrays.items()}}
 
 
 def _all_finite(tree: Any) -> jax.Array:
@@ -232,7 +242,8 @@ class _Monitor:
     self._bar.update()
     if step % self._config.train.log_every == 0 or step == self._config.train.steps:
       mean_loss = float(np.mean(self._losses))
-      pairs = (step - self._tick_step) * self._config.train.batch_size
+      pairs = (step - self._tick_step) * all_pairs.pairs_per_batch(
+          self._config, self._config.train.batch_size)
       self._writer.write(step, {"train/loss": mean_loss,
                                 "train/pairs_per_s": pairs / (time.perf_counter() - self._tick)})
       self._bar.set_postfix(loss=f"{mean_loss:.4f}")
@@ -243,6 +254,7 @@ class _Monitor:
 
 
 def _check_config(config: ml_collections.ConfigDict) -> None:
+  all_pairs.check_config(config)
   if config.stage not in stages.STAGES:
     raise ValueError(f"config.stage={config.stage!r}: expected one of {stages.STAGES}")
   if config.stage == "classifier" and not config.init_from:
@@ -284,8 +296,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   for batch_size in (config.train.batch_size, config.eval.batch_size):
     sharding.check_batch_size(batch_size, mesh)
   model, optimizer = create_train_state(config, mesh)
-  train_iter = iter(input_pipeline.create_dataset(
-      config, "train", seed=config.seed, global_batch_size=config.train.batch_size,
+  train_iter = iter(all_pairs.training_dataset(
+      config, seed=config.seed, global_batch_size=config.train.batch_size,
       process_index=jax.process_index(), process_count=jax.process_count()))
   steps = config.train.steps
 
