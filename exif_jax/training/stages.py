@@ -179,13 +179,20 @@ def loss_and_outputs(model: models.ExifConsistencyModel, batch: dict[str, jax.Ar
 def all_pair_labels(batch: dict[str, jax.Array], i: jax.Array, j: jax.Array
                     ) -> tuple[jax.Array, jax.Array]:
   """Labels of the pairs (i, j) of an all-pairs batch: int32 [P, 83] for the attributes (EXIF
-  1 same value, 0 different, -1 either photo's value unknown; post-processing 1 iff the two
-  patches got the same member) and int32 [P] same image."""
+  1 same value, 0 different, -1 either photo's value unknown or both patches from one photo;
+  post-processing 1 iff the two patches got the same member) and int32 [P] same image.
+
+  Two patches of one photo share every EXIF value, and matching their content is easier than
+  matching camera traces: they would make most "same" labels of a batch. They teach only the
+  post-processing attributes (and stage 2's "same image").
+  """
   codes_i, codes_j = batch["codes"][i], batch["codes"][j]
-  exif = jnp.where((codes_i >= 0) & (codes_j >= 0), codes_i == codes_j, -1)
+  same_image = batch["photo"][i] == batch["photo"][j]
+  known = (codes_i >= 0) & (codes_j >= 0) & ~same_image[:, None]
+  exif = jnp.where(known, codes_i == codes_j, -1)
   post = batch["post"][i] == batch["post"][j]
   labels = jnp.concatenate([exif, post], axis=-1).astype(jnp.int32)
-  return labels, (batch["photo"][i] == batch["photo"][j]).astype(jnp.int32)
+  return labels, same_image.astype(jnp.int32)
 
 
 def class_balanced_mean(losses: jax.Array, labels: jax.Array) -> jax.Array:

@@ -50,7 +50,10 @@ def test_loss_is_the_balanced_mean_of_the_pair_path_one_pair_at_a_time(shards_di
   for i, j in zip(*np.triu_indices(BATCH, 1)):
     logits = model.head_logits(features[i:i + 1], features[j:j + 1])
     if stage == "exif":
-      pair_labels = np.concatenate([sampler.exif_labels(photo[i], photo[j]), post[i] == post[j]])
+      # Two patches of one photo teach no EXIF attribute, only the post-processing ones.
+      exif = (np.full(len(sampler.codes[0]), -1) if photo[i] == photo[j]
+              else sampler.exif_labels(photo[i], photo[j]))
+      pair_labels = np.concatenate([exif, post[i] == post[j]])
     else:
       logits = model.consistency_logit(logits)[:, None]
       pair_labels = np.array([photo[i] == photo[j]])
