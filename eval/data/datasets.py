@@ -64,15 +64,20 @@ class Example:
 
   @property
   def mask(self) -> np.ndarray | None:
-    """Bool HxW, True = spliced; None for an authentic image. Raises if sizes differ."""
+    """Bool HxW, True = spliced; None for an authentic image. ValueError with the reason when
+    the mask cannot be read or its size differs from the image's."""
     if self.mask_path is None:
       return None
-    with Image.open(self.mask_path) as mask, Image.open(self.image_path) as image:
-      if mask.size != image.size:
-        raise ValueError(
-            f"{self.mask_path}: mask is {mask.size[0]}x{mask.size[1]} but its image "
-            f"{self.image_path} is {image.size[0]}x{image.size[1]}")
-      return self.mask_rule(mask)
+    try:
+      with Image.open(self.mask_path) as mask, Image.open(self.image_path) as image:
+        if mask.size != image.size:
+          raise ValueError(
+              f"{self.mask_path}: mask is {mask.size[0]}x{mask.size[1]} but its image "
+              f"{self.image_path} is {image.size[0]}x{image.size[1]}")
+        return self.mask_rule(mask)
+    except (OSError, SyntaxError) as e:  # Pillow: unidentified, truncated or broken files.
+      reason = getattr(e, "strerror", None) or e
+      raise ValueError(f"{self.mask_path}: unreadable mask ({reason})") from None
 
   def load_image(self, max_pixels: int = files.MAX_PIXELS) -> np.ndarray:
     """uint8 HxWx3 pixels as stored (no EXIF rotation: camera traces live in that order)."""

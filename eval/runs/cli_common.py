@@ -13,6 +13,7 @@ from eval.localization import camera_classifier
 from eval.localization import localizer as localizer_lib
 from eval.localization import noise_method
 from eval.runs import batch
+from eval.runs import inputs
 from eval.runs import out_folder
 from eval.runs import perturbations as perturbations_lib
 from eval.runs import robustness
@@ -120,6 +121,9 @@ def run_batch(examples: list[datasets.Example], title: str,
   stops the run with one line."""
   try:
     out = out_folder.check(OUT.value)
+    examples = inputs.outside(examples, out)
+    if not examples:  # Nothing to do: OUT stays as it was.
+      raise command.NothingDone("no images to localize in the inputs given")
     split = worker_split()
     localizer = make_localizer()
     if perturbations:

@@ -7,16 +7,19 @@ import pathlib
 from typing import Iterable
 
 from eval.data import datasets
+from exif_jax.data import files
 
 
 def _folder_entries(folder: pathlib.Path) -> list[pathlib.Path]:
-  """Every non-hidden entry that is not a folder, so that broken links and pipes get reported.
+  """Every non-hidden entry with an image suffix that is not a folder, so that broken links
+  and pipes named as images get reported; other files are ignored, as data_prep does.
 
   Symlinked folders are not followed (no loops).
   """
   entries = [pathlib.Path(parent, name)
              for parent, _, names in os.walk(folder, followlinks=False) for name in names
-             if not name.startswith(".")]
+             if not name.startswith(".")
+             and os.path.splitext(name)[1].lower() in files.IMAGE_SUFFIXES]
   return sorted(entries, key=os.fsencode)
 
 
@@ -44,3 +47,10 @@ def examples_from_paths(paths: Iterable[str | os.PathLike]) -> list[datasets.Exa
         # spliced=None: unknown, so these images count for no detection metric.
         examples.append(datasets.Example(stem=stem, image_path=file, spliced=None))
   return examples
+
+
+def outside(examples: list[datasets.Example], out: pathlib.Path) -> list[datasets.Example]:
+  """The examples whose image is not under OUT: a run's own maps and thumbnails never become
+  inputs of the next run, however the inputs were given (e.g. `localize . --out out`)."""
+  root = out.resolve()
+  return [e for e in examples if not pathlib.Path(e.image_path).resolve().is_relative_to(root)]

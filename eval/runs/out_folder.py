@@ -16,6 +16,8 @@ from exif_jax.data import files
 SETTINGS = "settings.json"
 _LOCK = ".lock"
 _SUMMARY_LOCK = ".summary.lock"
+# What a run leaves in OUT before its settings: the workers of a split start it together.
+_LOCKS = (_LOCK, _SUMMARY_LOCK)
 
 
 def _shown(path: pathlib.Path) -> str:
@@ -44,6 +46,10 @@ def check(out: str) -> pathlib.Path:
           "not a folder" if folder == path else f"{_shown(folder)} is not a folder"))
   if os.path.lexists(path / SETTINGS):
     read_settings(path / SETTINGS)
+  elif path.is_dir() and any(not entry.name.startswith(_LOCKS) for entry in path.iterdir()):
+    # A user's folder (or another tool's): its files are not ours to overwrite.
+    raise OutError(f"--out {_shown(path)}: not empty and not an exif-jax output folder (no "
+                   f"{SETTINGS}); give a new or empty folder")
   return path
 
 

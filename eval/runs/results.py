@@ -120,11 +120,15 @@ def read(example: datasets.Example, localizer: localizer_lib.Localizer,
 
 
 def write(example: datasets.Example, read: Read, outcome: localizer_lib.Localization | str,
-           out: pathlib.Path) -> dict[str, Any]:
+          out: pathlib.Path) -> dict[str, Any]:
   """Writes one image's files, its result last; returns the result. Runs behind the loop."""
+  result = out / "results" / f"{read.record['stem']}.json"
   if isinstance(outcome, str):
     record = {**read.record, "error": outcome}
   else:
+    # A result that stays valid while its outputs change would let a run killed in between
+    # show one input's map under another's score: it stops counting first.
+    result.unlink(missing_ok=True)
     save_outputs(out, read.record["stem"], read.image, outcome)
     record = {**read.record, "score": outcome.score, "no_signal": outcome.no_signal,
               "verdict": "spliced" if outcome.score > THRESHOLD else "authentic",
@@ -132,7 +136,7 @@ def write(example: datasets.Example, read: Read, outcome: localizer_lib.Localiza
               "has_mask": read.mask is not None, "spliced": example.spliced}
     if read.mask is not None and read.mask.any() and not read.mask.all():
       record["metrics"] = metrics_lib.image_metrics(read.mask, outcome.map)
-  files.write_json(out / "results" / f"{record['stem']}.json", record)
+  files.write_json(result, record)
   return record
 
 

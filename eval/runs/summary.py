@@ -79,7 +79,9 @@ def write(examples: list[datasets.Example], records: list[dict[str, Any]],
   table = io.StringIO()
   writer = csv.writer(table)
   writer.writerow(["stem", "score", "image"])
-  writer.writerows((_cell(r["stem"]), f"{r['score']:.6f}", _cell(r["image"]))
+  # `stem` is the stored name exactly (maps/<stem>.npy): %-encoded ASCII, which a spreadsheet
+  # may read as a number but never runs; the printable path is guarded against formulas.
+  writer.writerows((r["stem"], f"{r['score']:.6f}", _cell(r["image"]))
                    for r in records if "score" in r)
   files.write_atomic(out / "scores.csv", table.getvalue())
   dataset = metrics_lib.DatasetMetrics()

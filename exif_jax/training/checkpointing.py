@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import grain
 import jax
+import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 from etils import epath
@@ -247,6 +248,18 @@ def restore(path: epath.PathLike, model: nnx.Module | None = None) -> nnx.Module
   except Exception as e:  # pylint: disable=broad-except  # Orbax, TensorStore, msgpack...
     raise CheckpointError(f"{step_dir / 'model'}: unreadable or not this model's weights "
                           f"({_reason(e)})") from None
+  _check_finite(state, step_dir / "model")
   nnx.update(model, state)
   model.eval()
   return model
+
+
+def _check_finite(state: nnx.State, where: epath.Path) -> None:
+  """Refuses weights with NaN or infinite values: a corrupt file, which would otherwise be
+  blamed on every image ("non-finite consistency matrix")."""
+  bad = ["/".join(str(getattr(key, "key", getattr(key, "idx", ""))) for key in path[:-1])
+         for path, leaf in jax.tree_util.tree_leaves_with_path(state)
+         if jnp.issubdtype(leaf.dtype, jnp.inexact) and not bool(jnp.isfinite(leaf).all())]
+  if bad:
+    raise CheckpointError(f"{where}: corrupt weights, non-finite values in {len(bad)} arrays "
+                          f"(first: {bad[0]})")

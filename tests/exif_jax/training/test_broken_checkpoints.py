@@ -42,6 +42,16 @@ def edit_model(**fields):
   return edit
 
 
+def nan_weights(step):
+  """Weights that are not finite, written as a save writes them (a corrupt file reads so)."""
+  work = step.parent.parent
+  model, config = checkpointing.restore(work), checkpointing.restore_config(work)
+  kernel = model.head[0].kernel
+  kernel.value = kernel.value.at[0, 0].set(float("nan"))
+  shutil.rmtree(work / "checkpoints")
+  checkpointing.save_model(work, model, config)
+
+
 BREAKS = {
     "no_model_folder": (break_model_dir, "no model/ folder"),
     "no_metadata": (drop_metadata, "unreadable or not this model's weights"),
@@ -55,6 +65,7 @@ BREAKS = {
     "huge_post_processing_set": (edit_model(post_processing_classes=[4, 10**9, 3]),
                                  r"model.post_processing_classes\[1\] is 1000000000"),
     "width_of_another_model": (edit_model(width=8), "not this model's weights"),
+    "nan_weights": (nan_weights, "corrupt weights, non-finite values in 1 arrays"),
 }
 
 
@@ -76,7 +87,8 @@ def test_restore_names_the_path_and_the_reason(broken):
   assert str(work / STEP) in message and "\n" not in message
 
 
-@pytest.mark.parametrize("broken", ["random_metadata", "huge_width"], indirect=True)
+@pytest.mark.parametrize("broken", ["random_metadata", "huge_width", "nan_weights"],
+                         indirect=True)
 def test_localize_with_a_broken_checkpoint_is_one_line(broken, tmp_path):
   work, reason = broken
   command = [sys.executable, "-m", "eval.runs.localize", str(CHART_SPLICES / "images"),
