@@ -116,7 +116,7 @@ def list_sources(photos: os.PathLike | str | Sequence[os.PathLike | str], *,
   for path in paths:
     source = _read_source(path)
     if isinstance(source, str):
-      logging.info("skipping %s: %s", photo_inputs.display_name(path), source)
+      logging.info("skipping %s: %s", files.display_name(path), source)
     elif (keep is None or source.is_one_of(keep)) and not source.is_one_of(drop):
       sources.append(source)
   return sources
@@ -194,7 +194,7 @@ def _host_crop(rng: np.random.Generator, source: Source, max_size: int
   y = CROP_GRID * int(rng.integers(0, (source.height - height) // CROP_GRID + 1))
   x = CROP_GRID * int(rng.integers(0, (source.width - width) // CROP_GRID + 1))
   pixels = _decode(source)[y:y + height, x:x + width].copy()
-  fields = {"host_source": photo_inputs.display_name(source.path), "host_camera": source.camera,
+  fields = {"host_source": files.display_name(source.path), "host_camera": source.camera,
             "crop_y": y, "crop_x": x, "height": height, "width": width}
   return pixels, fields
 
@@ -229,7 +229,7 @@ def _splice(rng: np.random.Generator, host: Source, sources: list[Source], out: 
   Image.fromarray(canvas).save(out / "images" / f"{stem}.png")
   Image.fromarray(mask.astype(np.uint8) * 255).save(out / "masks" / f"{stem}.png")
   return {"stem": stem, "spliced": 1, **fields,
-          "donor_source": photo_inputs.display_name(donor.path), "donor_camera": donor.camera,
+          "donor_source": files.display_name(donor.path), "donor_camera": donor.camera,
           "donor_y": dy, "donor_x": dx, "region_y": y, "region_x": x, "region_h": h,
           "region_w": w, "shape": region.shape,
           "spliced_fraction": round(float(mask.mean()), 6)}

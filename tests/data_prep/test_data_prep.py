@@ -15,8 +15,8 @@ from PIL import Image
 
 import bad_inputs
 from conftest import FIXTURES, SHARED_DATA, corpus_photos, kill_when, run_data_prep
-from data_prep import photos as photo_inputs
 from exif_jax.data import exif_attrs
+from exif_jax.data import files
 from exif_jax.data import records
 
 
@@ -125,7 +125,7 @@ def test_bad_inputs_are_skipped_with_reasons(tmp_path):
   reasons = {pathlib.Path(s["source"]).name: s["reason"] for s in info["skipped"]}
   assert len(reasons) == len(info["skipped"])  # Each bad input reported once.
   for name, want in expected.items():
-    shown = photo_inputs.display_name(name)
+    shown = files.display_name(name)
     if want.prep is None:
       assert shown not in reasons, (name, reasons[shown])
     else:
