@@ -123,17 +123,18 @@ def test_same_seed_same_bytes_other_seed_other_splices(made, tmp_path):
 def test_camera_filters_and_errors(tmp_path):
   pair = ["Apple iPhone 4", "Canon PowerShot SX150 IS"]  # Make+Model, or Model alone.
   rows = synth_splices.make_splices(PHOTOS, tmp_path / "pair", num_spliced=3, num_authentic=2,
-                                    seed=0, max_size=256, cameras=pair)
+                                    seed=0, max_size=256, cameras=pair).rows
   used = {r[k] for r in rows for k in ("host_camera", "donor_camera") if k in r}
   assert used == {"appleiphone4", "canoncanonpowershotsx150is"}
   rows = synth_splices.make_splices(PHOTOS, tmp_path / "excluded", num_spliced=4,
-                                    num_authentic=4, seed=0, max_size=256, exclude_cameras=pair)
+                                    num_authentic=4, seed=0, max_size=256,
+                                    exclude_cameras=pair).rows
   used = {r[k] for r in rows for k in ("host_camera", "donor_camera") if k in r}
   assert used and not used & {"appleiphone4", "canoncanonpowershotsx150is"}
   with pytest.raises(ValueError, match="2 camera models"):
     synth_splices.make_splices(PHOTOS, tmp_path / "one", num_spliced=1, num_authentic=0,
                                seed=0, cameras=pair[:1])
-  with pytest.raises(FileExistsError, match="not empty"):
+  with pytest.raises(FileExistsError, match="holds images made with other settings"):
     make(tmp_path / "pair")
   with pytest.raises(ValueError, match="no usable photo"):
     synth_splices.make_splices([FIXTURES / "edge" / "no_exif_minimal.jpg"], tmp_path / "none",
@@ -171,7 +172,9 @@ def test_pipes_and_huge_files_are_skipped_without_reading_them(tmp_path):
   huge.write_bytes(good[0].read_bytes())
   with huge.open("r+b") as f:
     f.truncate(4 * 2**30)
-  sources = synth_splices.list_sources(folder)
+  sources, skipped = synth_splices.list_sources(folder)
   assert sorted(pathlib.Path(s.path).name for s in sources) == sorted(p.name for p in good)
-  assert synth_splices._read_source(str(folder / "pipe.jpg")) == "not a regular file"
-  assert synth_splices._read_source(str(huge)).startswith("file too large: 4294967296 bytes")
+  reasons = {pathlib.Path(s.source).name: s.reason for s in skipped}
+  assert reasons.keys() == {"pipe.jpg", "huge.jpg"}
+  assert reasons["pipe.jpg"] == "not a regular file"
+  assert reasons["huge.jpg"].startswith("file too large: 4294967296 bytes")
