@@ -19,6 +19,7 @@ from data_prep import photos
 from data_prep import splits
 from data_prep import writer
 from exif_jax.cli import command
+from exif_jax.data import files
 from exif_jax.data import records
 
 _PHOTOS = flags.DEFINE_string(
@@ -60,17 +61,18 @@ def main(argv):
     val_fraction = 0.0 if _VAL_MODELS.value else 0.1
   options = photos.PrepOptions(
       patches_per_photo=_PATCHES.value, crop_size=_CROP.value, max_pixels=_MAX_PIXELS.value)
+  try:
+    files.check_out_folder(_OUT.value)
+  except ValueError as e:  # Worded as localize words it, before anything is read.
+    raise command.NothingDone(str(e)) from None
   try:  # Every flag and the inputs are checked before anything is written.
     split_rule = splits.SplitRule(val_models=tuple(_VAL_MODELS.value),
                                   val_fraction=val_fraction)
     inputs = photos.list_inputs(_PHOTOS.value)
     if not inputs:
       raise app.UsageError(f"{_PHOTOS.value}: no image files found")
-    plan = writer.WorkerPlan(
-        inputs=inputs,
-        num_shards=_NUM_SHARDS.value or writer.default_num_shards(
-            len(inputs), _PHOTOS_PER_SHARD.value),
-        worker_index=_WORKER_INDEX.value, num_workers=_NUM_WORKERS.value)
+    plan = writer.WorkerPlan(inputs=inputs, num_shards=_num_shards(len(inputs)),
+                             worker_index=_WORKER_INDEX.value, num_workers=_NUM_WORKERS.value)
   except (FileNotFoundError, ValueError) as e:  # --photos missing, a flag out of range.
     raise app.UsageError(str(e)) from None
   out = epath.Path(_OUT.value)
@@ -87,7 +89,24 @@ def main(argv):
     per_split = ", ".join(f"{k}: {v['photos']}" for k, v in summary["splits"].items())
     print(f"{out}: {summary['num_records']} photos in {summary['num_shards']} shards "
           f"({per_split}), {summary['num_skipped']} inputs skipped")
+    if warning := split_rule.holdout_warning(
+        {c for split in summary["splits"].values() for c in split["cameras"]},
+        summary["attributes"].get("Image Model", {}),
+        len(summary["splits"].get("val", {}).get("cameras", []))):
+      logging.warning(warning)
   return _exit_status(plan, out)
+
+
+def _num_shards(num_inputs: int) -> int:
+  """--num_shards, or inputs / --photos_per_shard; never more than one input a shard, so no
+  shard is empty (the count is recorded in every shard: the same command agrees on a rerun)."""
+  if not _NUM_SHARDS.value:
+    return writer.default_num_shards(num_inputs, _PHOTOS_PER_SHARD.value)
+  if _NUM_SHARDS.value > num_inputs:
+    logging.info("--num_shards %d is more than the %d input files: writing %d shards, one "
+                 "input a shard", _NUM_SHARDS.value, num_inputs, num_inputs)
+    return num_inputs
+  return _NUM_SHARDS.value
 
 
 def _exit_status(plan: writer.WorkerPlan, out: epath.Path) -> int:

@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import io
 import os
-import re
 import stat
 from typing import Any, Iterator
 
@@ -19,7 +18,6 @@ from exif_jax.data import files
 from exif_jax.data import jpeg_scan
 
 MIN_SIDE = 128  # One network patch.
-_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1.
 _MODE_REASONS = {
     "CMYK": "CMYK image (camera photos are RGB)",
     "L": "grayscale image",
@@ -48,13 +46,6 @@ class Photo:
 class Skipped:
   source: str
   reason: str
-
-
-def display_name(path: str | os.PathLike) -> str:
-  """A printable, UTF-8 form of a path: bytes that are not UTF-8 and control characters (a
-  terminal would run them as escape codes) are written as \\xNN."""
-  text = os.fsencode(path).decode("utf-8", "backslashreplace")
-  return _CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def list_inputs(photos: str) -> list[str]:
@@ -99,7 +90,7 @@ def _walk(root: epath.Path) -> list[str]:
 
 def load_photo(path: str, options: PrepOptions) -> Photo | Skipped:
   """Reads, checks and crops one photo. Never raises for a bad file: it returns Skipped."""
-  source = display_name(path)
+  source = files.display_name(path)
   try:
     data = read_file(path, options.max_pixels)
   except ValueError as e:

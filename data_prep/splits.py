@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from typing import Sequence
+from typing import Collection, Iterable, Sequence
 
 
 def _normalize(name: str) -> str:
@@ -34,3 +34,21 @@ class SplitRule:
       return "val" if camera in names or _normalize(model) in names else "train"
     bucket = int(hashlib.sha256(camera.encode()).hexdigest()[:8], 16) / 0x1_0000_0000
     return "val" if bucket < self.val_fraction else "train"
+
+  def holdout_warning(self, cameras: Collection[str], models: Iterable[str],
+                      num_val_cameras: int) -> str | None:
+    """Why validation may not hold out what was asked, or None: --val_models names that match
+    none of the `cameras` (ids) and `models` found, or no camera held out at all. A silent
+    empty split would make validation measure nothing."""
+    if self.val_models:
+      present = set(cameras) | {_normalize(model) for model in models}
+      unmatched = [name for name in self.val_models if _normalize(name) not in present]
+      if unmatched:
+        return (f"--val_models {', '.join(map(repr, unmatched))}: no camera of that Model or "
+                f"Make+Model among the {len(cameras)} found; {num_val_cameras} held out for "
+                "validation")
+    elif self.val_fraction and not num_val_cameras:
+      return (f"no camera model held out for validation: --val_fraction {self.val_fraction} "
+              f"of {len(cameras)} camera models, chosen by hash, picked none; give "
+              "--val_models or a larger --val_fraction")
+    return None

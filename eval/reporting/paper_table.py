@@ -22,8 +22,8 @@ from typing import Any, Sequence
 from absl import app
 from absl import flags
 
-from data_prep import photos
 from exif_jax.cli import command
+from exif_jax.data import files
 
 _RUN = flags.DEFINE_multi_string(
     "run", [], "METHOD@DATASET=OUT: the --out folder of an `eval` run of METHOD (the row) on "
@@ -65,13 +65,13 @@ def read_metrics(out: pathlib.Path) -> dict[str, Any]:
   try:
     metrics = json.loads(path.read_text())
   except FileNotFoundError:
-    raise ValueError(f"{photos.display_name(path)}: missing; evaluate with --masks or "
+    raise ValueError(f"{files.display_name(path)}: missing; evaluate with --masks or "
                      "--dataset to have metrics") from None
   except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
     reason = e.strerror if isinstance(e, OSError) else "not JSON"
-    raise ValueError(f"{photos.display_name(path)}: {reason}") from None
+    raise ValueError(f"{files.display_name(path)}: {reason}") from None
   if not isinstance(metrics, dict) or "num_detection_images" not in metrics:
-    raise ValueError(f"{photos.display_name(path)}: not the metrics of an exif-jax evaluation")
+    raise ValueError(f"{files.display_name(path)}: not the metrics of an exif-jax evaluation")
   return metrics
 
 

@@ -13,7 +13,6 @@ from typing import Any
 from absl import logging
 from tqdm import tqdm
 
-from data_prep import photos as photo_inputs
 from eval.data import datasets
 from eval.localization import localizer as localizer_lib
 from eval.runs import out_folder
@@ -34,7 +33,7 @@ def localize_one(example: datasets.Example, read: results.Read,
       return localizer(read.image, read.prepared)
     except ValueError as e:
       error = str(e)
-  logging.warning("skipped %s: %s", photo_inputs.display_name(example.image_path), error)
+  logging.warning("skipped %s: %s", files.display_name(example.image_path), error)
   return error
 
 

@@ -11,10 +11,10 @@ import pathlib
 from absl import app
 from absl import flags
 
-from data_prep import photos
 from eval.runs import cli_common
 from eval.runs import inputs
 from exif_jax.cli import command
+from exif_jax.data import files
 
 # --help lists the shared evaluation flags (--checkpoint, --out, ...) too.
 flags.adopt_module_key_flags(cli_common)
@@ -39,7 +39,7 @@ def main(argv):
   records = cli_common.run_batch(inputs.examples_from_paths(argv[1:]), "exif-jax localize")
   status = cli_common.exit_status(records)
   print(table(records))
-  print(f"report: {photos.display_name(pathlib.Path(cli_common.OUT.value) / 'report.html')}")
+  print(f"report: {files.display_name(pathlib.Path(cli_common.OUT.value) / 'report.html')}")
   return status
 
 

@@ -10,7 +10,6 @@ import os
 import pathlib
 from typing import Any, Iterator
 
-from data_prep import photos as photo_inputs
 from exif_jax.data import files
 
 SETTINGS = "settings.json"
@@ -22,7 +21,7 @@ _LOCKS = (_LOCK, _SUMMARY_LOCK)
 
 def _shown(path: pathlib.Path) -> str:
   """A path as messages print it: control characters as text, never run by a terminal."""
-  return photo_inputs.display_name(path)
+  return files.display_name(path)
 
 
 class OutError(ValueError):
@@ -35,15 +34,11 @@ class SettingsMismatch(OutError):
 
 def check(out: str) -> pathlib.Path:
   """`out` as a path, or OutError when it cannot be an output folder. Writes nothing."""
-  if not out:
-    raise OutError("--out is empty: give an output folder")
+  try:
+    files.check_out_folder(out)
+  except ValueError as e:
+    raise OutError(str(e)) from None
   path = pathlib.Path(out)
-  for folder in (path, *path.parents):
-    if folder.is_dir():
-      break
-    if os.path.lexists(folder):
-      raise OutError(f"--out {_shown(path)}: " + (
-          "not a folder" if folder == path else f"{_shown(folder)} is not a folder"))
   if os.path.lexists(path / SETTINGS):
     read_settings(path / SETTINGS)
   elif path.is_dir() and any(not entry.name.startswith(_LOCKS) for entry in path.iterdir()):

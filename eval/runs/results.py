@@ -32,7 +32,6 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
-from data_prep import photos as photo_inputs
 from eval import metrics as metrics_lib
 from eval.data import datasets
 from eval.data import image_io
@@ -61,8 +60,8 @@ def storage_name(stem: str) -> str:
 
 def identity(example: datasets.Example) -> dict[str, str]:
   """What a result is filed under and what it is of: name, printable stem and input path."""
-  return {"stem": storage_name(example.stem), "name": photo_inputs.display_name(example.stem),
-          "image": photo_inputs.display_name(os.path.abspath(example.image_path))}
+  return {"stem": storage_name(example.stem), "name": files.display_name(example.stem),
+          "image": files.display_name(os.path.abspath(example.image_path))}
 
 
 def _output_file(path: pathlib.Path) -> contextlib.AbstractContextManager[BinaryIO]:

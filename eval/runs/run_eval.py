@@ -16,12 +16,12 @@ import os
 from absl import app
 from absl import flags
 
-from data_prep import photos
 from eval.data import datasets
 from eval.runs import cli_common
 from eval.runs import inputs
 from eval.runs import perturbations
 from exif_jax.cli import command
+from exif_jax.data import files
 
 # --help lists the shared evaluation flags (--checkpoint, --out, ...) too.
 flags.adopt_module_key_flags(cli_common)
@@ -71,7 +71,7 @@ def main(argv):
   status = cli_common.exit_status(records)
   levels = f" at {len(sweep) + 1} levels" if sweep else ""
   share = f"{len(records)} of " if cli_common.splits_images() else ""
-  print(f"{share}{len(examples)} images{levels} -> {photos.display_name(cli_common.OUT.value)}")
+  print(f"{share}{len(examples)} images{levels} -> {files.display_name(cli_common.OUT.value)}")
   return status
 
 

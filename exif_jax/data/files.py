@@ -1,6 +1,7 @@
-"""Files every part of the system reads or writes: which names are images, the largest image and
-file it reads, writes that a reader, or a rerun after a kill, never sees half done, and how an
-output folder's recorded settings differ from a rerun's."""
+"""Files every part of the system reads or writes: which names are images, how a path is printed,
+the largest image and file it reads, which --out can be a folder, writes that a reader, or a
+rerun after a kill, never sees half done, and how an output folder's recorded settings differ
+from a rerun's."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import contextlib
 import functools
 import json
 import os
+import pathlib
+import re
 import tempfile
 import uuid
 from typing import Any, BinaryIO, Iterator, Mapping
@@ -20,6 +23,30 @@ IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".tif", ".tiff", ".webp", ".bmp"})
 # 12000x10000: larger than any camera, smaller than a decompression bomb.
 MAX_PIXELS = 120_000_000
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1.
+
+
+def display_name(path: str | os.PathLike) -> str:
+  """A printable, UTF-8 form of a path: bytes that are not UTF-8 and control characters (a
+  terminal would run them as escape codes) are written as \\xNN."""
+  text = os.fsencode(path).decode("utf-8", "backslashreplace")
+  return _CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def check_out_folder(out: str) -> None:
+  """ValueError naming --out when `out` cannot be (or become) an output folder: empty (which
+  would write into the current folder), a file, or under a file. Writes nothing."""
+  if not out:
+    raise ValueError("--out is empty: give an output folder")
+  if "://" in out:  # Object stores have no files in the way of a folder.
+    return
+  path = pathlib.Path(out)
+  for folder in (path, *path.parents):
+    if folder.is_dir():
+      return
+    if os.path.lexists(folder):
+      raise ValueError(f"--out {display_name(path)}: " + (
+          "not a folder" if folder == path else f"{display_name(folder)} is not a folder"))
 
 
 def max_file_bytes(max_pixels: int) -> int:

@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -14,9 +15,9 @@ from array_record.python.array_record_module import ArrayRecordReader
 from PIL import Image
 
 import bad_inputs
-from conftest import FIXTURES, SHARED_DATA, corpus_photos, kill_when, run_data_prep
-from data_prep import photos as photo_inputs
+from conftest import FIXTURES, REPO, SHARED_DATA, corpus_photos, kill_when, run_data_prep
 from exif_jax.data import exif_attrs
+from exif_jax.data import files
 from exif_jax.data import records
 
 
@@ -125,7 +126,7 @@ def test_bad_inputs_are_skipped_with_reasons(tmp_path):
   reasons = {pathlib.Path(s["source"]).name: s["reason"] for s in info["skipped"]}
   assert len(reasons) == len(info["skipped"])  # Each bad input reported once.
   for name, want in expected.items():
-    shown = photo_inputs.display_name(name)
+    shown = files.display_name(name)
     if want.prep is None:
       assert shown not in reasons, (name, reasons[shown])
     else:
@@ -180,3 +181,70 @@ def test_killed_worker_resumes_to_the_uninterrupted_result(tmp_path):
   assert f"wrote {5 - len(complete)} of its 5 shards" in result.stderr
   assert dataset_contents(killed) == dataset_contents(reference)
   assert not list(killed.glob(".*tmp*"))
+
+
+CAMERA = sorted((FIXTURES / "camera").glob("*.jpg"))  # 12 photos of 12 camera models.
+
+
+def prep_in(cwd: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
+  """`python -m data_prep` run from `cwd`, so a run that wrote into its current folder shows."""
+  return subprocess.run([sys.executable, "-m", "data_prep", "--processes=1",
+                         "--patches_per_photo=1", *args],
+                        cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)},
+                        capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize("case", ["empty", "file", "under_a_file"])
+def test_an_unusable_out_is_one_line_and_nothing_written(case, tmp_path):
+  file = tmp_path / "file"
+  file.write_text("a file")
+  out, expected = {
+      "empty": ("", "error: --out is empty: give an output folder"),
+      "file": (file, f"error: --out {file}: not a folder"),
+      "under_a_file": (file / "out", f"error: --out {file / 'out'}: {file} is not a folder"),
+  }[case]
+  result = prep_in(tmp_path, f"--photos={FIXTURES / 'camera'}", f"--out={out}")
+  assert (result.returncode, result.stderr.splitlines()) == (2, [expected])
+  assert sorted(tmp_path.iterdir()) == [file] and file.read_text() == "a file"
+
+
+def test_more_shards_than_photos_are_one_photo_a_shard_and_a_rerun_agrees(tmp_path):
+  out = tmp_path / "out"
+  result = prep_in(tmp_path, f"--photos={FIXTURES / 'camera'}", f"--out={out}",
+                   "--num_shards=1000")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert ("--num_shards 1000 is more than the 12 input files: writing 12 shards, one input a "
+          "shard") in result.stderr
+  assert [len(s.photos) for s in records.complete_shards(out)] == [1] * 12
+  assert records.load_dataset_info(out)["num_shards"] == 12
+  rerun = prep_in(tmp_path, f"--photos={FIXTURES / 'camera'}", f"--out={out}", "--num_shards=500")
+  assert rerun.returncode == 0, rerun.stderr[-2000:]
+  assert "wrote 0 of its 12 shards" in rerun.stderr
+
+
+@pytest.mark.parametrize("flag, warning", [
+    ("--val_models=Apple iPhone 4,Nikon D70",
+     "warning: --val_models 'Nikon D70': no camera of that Model or Make+Model among the 3 "
+     "found; 1 held out for validation"),
+    ("--val_models=Nikon D70",
+     "warning: --val_models 'Nikon D70': no camera of that Model or Make+Model among the 3 "
+     "found; 0 held out for validation"),
+    ("--val_fraction=0.01",
+     "warning: no camera model held out for validation: --val_fraction 0.01 of 3 camera "
+     "models, chosen by hash, picked none; give --val_models or a larger --val_fraction"),
+])
+def test_a_validation_split_that_holds_out_less_than_asked_is_one_warning(flag, warning,
+                                                                          tmp_path):
+  photo_list = tmp_path / "photos.txt"
+  photo_list.write_text("".join(f"{p}\n" for p in CAMERA[:3]))
+  result = prep_in(tmp_path, f"--photos={photo_list}", f"--out={tmp_path / 'out'}", flag)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert [line for line in result.stderr.splitlines() if "warning" in line] == [warning]
+
+
+def test_a_validation_split_as_asked_is_no_warning(tmp_path):
+  photo_list = tmp_path / "photos.txt"
+  photo_list.write_text("".join(f"{p}\n" for p in CAMERA[:3]))
+  result = prep_in(tmp_path, f"--photos={photo_list}", f"--out={tmp_path / 'out'}",
+                   "--val_models=Apple iPhone 4")
+  assert result.returncode == 0 and "warning" not in result.stderr, result.stderr[-2000:]

@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 
 from conftest import CHART_SPLICES, FIXTURES, REPO, foreground_sigint, kill_when
-from data_prep import photos as photo_inputs
 from eval.runs import results as results_lib
+from exif_jax.data import files
 
 CAMERA = sorted((FIXTURES / "camera").glob("*.jpg"))  # 640x480 but CAMERA[8], 480x640.
 EXAMPLE = CHART_SPLICES / "images" / "authentic_00000.png"  # 512x480.
@@ -140,13 +140,13 @@ def test_added_inputs_leave_every_earlier_result_with_its_file(two_runs):
 
 def test_names_too_long_to_store_are_bounded_and_distinct(two_runs):
   stems = {record["name"]: stem for stem, record in two_runs.first_results.items()}
-  for name in (LONG, photo_inputs.display_name(NON_UTF8)):
+  for name in (LONG, files.display_name(NON_UTF8)):
     stem = stems[name]
     assert len(stem) == 113 and stem[100] == "~" and stem.isascii(), stem
     assert "score" in two_runs.first_results[stem]
     assert (two_runs.out / "maps" / f"{stem}.npy").exists()
   assert stems[LONG] == results_lib.storage_name(LONG)
-  assert stems[photo_inputs.display_name(NON_UTF8)] == results_lib.storage_name(NON_UTF8)
+  assert stems[files.display_name(NON_UTF8)] == results_lib.storage_name(NON_UTF8)
   # Escaping is injective: a name that looks like an escape is escaped itself.
   assert results_lib.storage_name("a%2Fb") == "a%252Fb" != results_lib.storage_name("a/b")
   assert results_lib.storage_name("b" * 120) == "b" * 120  # Up to 120 bytes, names stay whole.

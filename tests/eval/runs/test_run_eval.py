@@ -15,11 +15,11 @@ from PIL import Image
 
 import bad_inputs
 from conftest import FIXTURES, PHOTOS, REPO, kill_when, run_module
-from data_prep import photos as photo_inputs
 from eval.data import datasets
 from eval.data import synth_splices
 from eval.localization import consistency
 from eval.runs import results
+from exif_jax.data import files
 from exif_jax.training import checkpointing
 
 
@@ -156,7 +156,7 @@ def test_every_bad_input_is_reported_once_and_every_good_one_mapped(module, corp
   assert len(by_stem) == len(records) and set(by_stem) == set(reasons)  # loop_dir not walked.
   for name, want in expected.items():
     record = by_stem[results.storage_name(name)]
-    assert record["image"] == photo_inputs.display_name(folder / name)
+    assert record["image"] == files.display_name(folder / name)
     if want.evaluate is None:
       assert "error" not in record, record
       assert record["sha256"] == hashlib.sha256((folder / name).read_bytes()).hexdigest()
@@ -165,7 +165,7 @@ def test_every_bad_input_is_reported_once_and_every_good_one_mapped(module, corp
       assert np.isfinite(heat).all() and 0 <= record["score"] <= 1, name
     else:
       assert want.evaluate in record["error"], record
-      shown = photo_inputs.display_name(folder / name)
+      shown = files.display_name(folder / name)
       assert result.stderr.count(f"skipped {shown}: ") == 1, name
   assert result.stderr.count("skipped ") == sum(r is not None for r in reasons.values())
   assert "\x1b" not in result.stderr + result.stdout  # Names print their escape codes as text.
@@ -177,7 +177,7 @@ def test_every_bad_input_is_reported_once_and_every_good_one_mapped(module, corp
   assert scores == {"'" + stem if stem.startswith("-") else stem  # Never a formula.
                     for stem, reason in reasons.items() if reason is None}
   if module == "eval.runs.localize":
-    assert all(photo_inputs.display_name(name) in result.stdout for name in expected)
+    assert all(files.display_name(name) in result.stdout for name in expected)
 
 
 PEAK_RSS_4000X3000 = 1.5 * 2**30  # The bound the README states.
