@@ -55,6 +55,12 @@ def run_data_prep(photos: pathlib.Path, out: pathlib.Path, *extra: str):
   return subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
 
 
+def train_command(workdir: pathlib.Path, shards: pathlib.Path, *flags: str) -> list[str]:
+  """`python -m exif_jax.main` with the tiny config on `shards`, as a user would run it."""
+  return [sys.executable, "-m", "exif_jax.main", "--config", "configs/tiny.py",
+          "--workdir", str(workdir), f"--config.data.data_dir={shards}", *flags]
+
+
 def foreground_sigint() -> None:
   """A child's SIGINT as a terminal's foreground job has it (preexec_fn): a shell starts
   background jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored."""
