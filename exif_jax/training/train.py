@@ -306,7 +306,7 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
   if unknown:
     raise RunRefused(f"config.model.named_exif_tags: {sorted(unknown)} not among the EXIF tags "
                      "of exif_jax/data/exif_tags.txt")
-  if "://" in config.data.data_dir:
+  if files.is_remote(config.data.data_dir):
     raise RunRefused(f"config.data.data_dir={config.data.data_dir}: Grain reads shards from a "
                      "file system only; mount the bucket with Cloud Storage FUSE (gcsfuse) and "
                      "give the mounted folder (docs/training.md, TPU pods and GPUs)")
