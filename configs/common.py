@@ -76,6 +76,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.train.log_every = 100
   config.train.checkpoint_every = 5000
   config.train.keep_checkpoints = 3
+  # "A,B": a jax.profiler trace of steps A..B in WORKDIR/profile (TensorBoard's profile
+  # plugin reads it); "" traces nothing.
+  config.train.profile_steps = ""
 
   config.eval = ml_collections.ConfigDict()
   config.eval.every = 10_000

@@ -74,8 +74,8 @@ def list_inputs(photos: str) -> list[str]:
 
 
 def _walk(root: epath.Path) -> list[str]:
-  if "://" in os.fspath(root):
-    candidates = (os.fspath(p) for p in root.rglob("*"))
+  if files.is_remote(root):
+    candidates = (os.fspath(p) for p in _walk_remote(root))
   else:
     candidates = (
         os.path.join(folder, name)
@@ -86,6 +86,15 @@ def _walk(root: epath.Path) -> list[str]:
       if not os.path.basename(path).startswith(".")
       and os.path.splitext(path)[1].lower() in files.IMAGE_SUFFIXES
   ]
+
+
+def _walk_remote(folder: epath.Path) -> Iterator[epath.Path]:
+  """The files under `folder` on an object store, where epath has no recursive glob."""
+  for path in folder.iterdir():
+    if path.is_dir():
+      yield from _walk_remote(path)
+    else:
+      yield path
 
 
 def load_photo(path: str, options: PrepOptions) -> Photo | Skipped:

@@ -109,6 +109,8 @@ class SettingsMismatch(ValueError):
 
 
 def _check_compatible(out: epath.Path, settings: dict) -> None:
+  if not out.is_dir():  # A new folder on an object store: it exists once it holds an object.
+    return
   for shard in records.complete_shards(out):
     if changes := files.settings_changes(shard.settings, settings):
       raise SettingsMismatch(

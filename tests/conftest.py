@@ -63,6 +63,12 @@ def run_module(module, *args, status=0):
   return result
 
 
+def train_command(workdir: pathlib.Path, shards: pathlib.Path, *flags: str) -> list[str]:
+  """`python -m exif_jax.main` with the tiny config on `shards`, as a user would run it."""
+  return [sys.executable, "-m", "exif_jax.main", "--config", "configs/tiny.py",
+          "--workdir", str(workdir), f"--config.data.data_dir={shards}", *flags]
+
+
 def foreground_sigint() -> None:
   """A child's SIGINT as a terminal's foreground job has it (preexec_fn): a shell starts
   background jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored."""

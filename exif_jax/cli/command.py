@@ -26,11 +26,16 @@ OK = 0
 SOME_SKIPPED = 1
 USAGE_OR_NOTHING_DONE = 2
 INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C.
+# 128 + SIGTERM, as shells report a command that SIGTERM ended: what a scheduler sent, and a
+# status its restart rules can match (a Kubernetes podFailurePolicy onExitCodes, a wrapper's
+# `[ $? = 143 ]`). Training exits with it after saving the step it was at.
+PREEMPTED = 143
 
 EXIT_STATUS_HELP = """
 Exit status: 0 every input was used; 1 some inputs were skipped, each named on stderr (the
 others are done); 2 a usage error (an unknown, missing or bad flag or argument) or nothing
-could be done, said in one line; 130 interrupted (Ctrl-C): the same command resumes. An
+could be done, said in one line; 130 interrupted (Ctrl-C): the same command resumes; 143
+preempted (SIGTERM): training saved a checkpoint first, the same command resumes. An
 unexpected error exits 1 with its traceback.
 -v shows the logs of the libraries (JAX, XLA, Orbax), hidden by default.
 """
@@ -42,6 +47,10 @@ _PROJECT_DIRS = tuple(os.path.join(pathlib.Path(__file__).parents[2], package, "
 
 class NothingDone(Exception):
   """The command can do nothing, for the reason given: one line on stderr, exit status 2."""
+
+
+class Preempted(Exception):
+  """Stopped by SIGTERM once its work was saved: one line on stderr, exit status PREEMPTED."""
 
 
 def exit_status(num_used: int, num_skipped: int) -> int:
@@ -110,6 +119,9 @@ def _run_main(main: Callable[[list[str]], int | None], argv: list[str]) -> int |
   except KeyboardInterrupt:
     tqdm.write("interrupted; rerun the same command to resume", file=sys.stderr)
     return INTERRUPTED
+  except Preempted as e:
+    tqdm.write(f"{e}; rerun the same command to resume", file=sys.stderr)
+    return PREEMPTED
   return USAGE_OR_NOTHING_DONE
 
 

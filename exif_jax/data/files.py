@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import os
 import pathlib
 import re
 import tempfile
-import uuid
 from typing import Any, BinaryIO, Iterator, Mapping
 
 from etils import epath
@@ -62,6 +62,11 @@ def check_file_size(size: int, max_pixels: int) -> None:
                      "(3 bytes per pixel of max_pixels)")
 
 
+def is_remote(path: epath.PathLike) -> bool:
+  """An object store's path (gs://): no appends, no renames, no writers that need a file."""
+  return "://" in os.fspath(path)
+
+
 def temporary_path(path: epath.Path) -> epath.Path:
   """A hidden sibling of `path` for this process to write, then rename into place (for
   writers that need a path, not a file object)."""
@@ -75,15 +80,19 @@ def atomic_file(path: epath.PathLike) -> Iterator[BinaryIO]:
   It is written under a unique temporary name beside `path` (so concurrent writers never
   share one; the name ends `.tmp-<pid>-<random>`) and renamed over it: a symlink at `path` is
   replaced, never followed. The temporary file is removed if the block raises.
+
+  On an object store (gs://) an object appears whole when its upload ends, and a rename is a
+  copy: the bytes are kept in memory and uploaded once, when the block ends without error.
   """
   path = epath.Path(path)
-  if "://" in os.fspath(path):  # Object stores have no mkstemp; a random name is as unique.
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex}"
-    file = tmp.open("wb")
-  else:
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-")
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from other users.
-    tmp, file = epath.Path(name), os.fdopen(fd, "wb")
+  if is_remote(path):
+    buffer = io.BytesIO()
+    yield buffer
+    path.write_bytes(buffer.getvalue())
+    return
+  fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-")
+  os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from other users.
+  tmp, file = epath.Path(name), os.fdopen(fd, "wb")
   try:
     with file:
       yield file

@@ -19,6 +19,8 @@ import dataclasses
 import json
 import os
 import re
+import shutil
+import tempfile
 from typing import Any, Iterable, Sequence
 
 import msgpack
@@ -35,6 +37,7 @@ PHOTO_FIELDS = (
 PATCH_FIELDS = ("photo", "y", "x", "height", "width", "pixels")
 WRITER_OPTIONS = "group_size:1,uncompressed"  # Random access; zstd:3 took 3x the read CPU.
 DATASET_INFO = "dataset_info.json"
+UPLOAD_CHUNK = 16 << 20  # Bytes per write when a shard is copied to an object store.
 _SHARD_INDEX = re.compile(r"^shard-(\d{5})-of-(\d{5})\.json$")
 
 
@@ -63,7 +66,18 @@ def patch_pixels(record: dict[str, Any]) -> np.ndarray:
 
 
 def write_array_record(path: epath.Path, records: Iterable[bytes]) -> int:
-  """Writes serialized records to `path` atomically (temp file, then rename)."""
+  """Writes serialized records to `path` atomically (temp file, then rename).
+
+  ArrayRecord writes only to files: a shard for an object store (gs://) is written to a local
+  temporary file, then uploaded whole (an object appears complete or not at all).
+  """
+  if files.is_remote(path):
+    with tempfile.TemporaryDirectory() as local:
+      local_path = epath.Path(local) / path.name
+      count = write_array_record(local_path, records)
+      with local_path.open("rb") as source, path.open("wb") as target:
+        shutil.copyfileobj(source, target, UPLOAD_CHUNK)
+    return count
   tmp = files.temporary_path(path)
   writer = ArrayRecordWriter(os.fspath(tmp), WRITER_OPTIONS)
   count = 0

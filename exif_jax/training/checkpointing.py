@@ -24,6 +24,8 @@ from exif_jax.data import exif_attrs
 from exif_jax.models import resnet_v2
 
 CHECKPOINTS = "checkpoints"
+# The config fields a resumed run must keep: what its checkpoints hold.
+RESUME_FIELDS = ("stage", "model")
 # Widths above this in a saved config are a corrupt file, not a model (ResNet-50 uses 4096).
 MAX_WIDTH = 1 << 16
 # The model shipped in the package; `localize` and `eval` use it when given no checkpoint.
@@ -146,7 +148,7 @@ def restore_run(mngr: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.O
   saved = mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
   saved_config = _without_removed_options(saved.config, epath.Path(mngr.directory) / str(step),
                                           sections=("model", "train"))
-  check_compatible(saved_config, config, fields=("stage", "model"))
+  check_compatible(saved_config, config, fields=RESUME_FIELDS)
   restored = mngr.restore(step, args=ocp.args.Composite(
       model=ocp.args.StandardRestore(_abstract(nnx.state(model))),
       optimizer=ocp.args.StandardRestore(_abstract(nnx.state(optimizer))),

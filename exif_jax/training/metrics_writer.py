@@ -1,12 +1,25 @@
-"""Scalars to TensorBoard (WORKDIR/tensorboard) and to WORKDIR/metrics.jsonl, one line a write."""
+"""Scalars to TensorBoard (WORKDIR/tensorboard) and to WORKDIR/metrics.jsonl, one line a write.
+
+On an object store (a gs:// workdir) nothing can be appended to: metrics.jsonl is kept in
+memory (with the lines of earlier runs in that workdir) and the whole object is rewritten at
+most every REWRITE_EVERY_S seconds and on close. A killed run loses the lines of its last
+seconds there; its rerun writes them again from the checkpoint on. (tensorboardX rewrites its
+event files on gs:// the same way.)
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Mapping
 
 from etils import epath
 from tensorboardX import SummaryWriter
+
+from exif_jax.data import files
+
+METRICS = "metrics.jsonl"
+REWRITE_EVERY_S = 60
 
 
 class MetricsWriter:
@@ -17,7 +30,13 @@ class MetricsWriter:
     if enabled:
       workdir = epath.Path(workdir)
       self._summary = SummaryWriter(str(workdir / "tensorboard"))
-      self._jsonl = (workdir / "metrics.jsonl").open("a")
+      self._path = workdir / METRICS
+      self._remote = files.is_remote(self._path)
+      if self._remote:
+        self._text = self._path.read_text() if self._path.exists() else ""
+        self._rewritten = time.monotonic()
+      else:
+        self._jsonl = self._path.open("a")
 
   def __enter__(self) -> MetricsWriter:
     return self
@@ -30,10 +49,23 @@ class MetricsWriter:
       return
     for name, value in scalars.items():
       self._summary.add_scalar(name, value, step)
-    self._jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
-    self._jsonl.flush()
+    line = json.dumps({"step": step, **scalars}) + "\n"
+    if self._remote:
+      self._text += line
+      if time.monotonic() - self._rewritten > REWRITE_EVERY_S:
+        self._rewrite()
+    else:
+      self._jsonl.write(line)
+      self._jsonl.flush()
+
+  def _rewrite(self) -> None:
+    self._path.write_text(self._text)  # One upload: the object is replaced whole.
+    self._rewritten = time.monotonic()
 
   def close(self) -> None:
     if self._enabled:
       self._summary.close()
-      self._jsonl.close()
+      if self._remote:
+        self._rewrite()
+      else:
+        self._jsonl.close()

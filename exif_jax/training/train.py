@@ -3,11 +3,14 @@ one of the paper's baselines (each stage's parameters and loss: exif_jax/trainin
 
 `train_and_evaluate(config, workdir)` is the whole run: set-up, restore (a killed run resumes
 exactly: model, optimizer, step and data iterator come back together), the jitted data-parallel
-loop, periodic validation on held-out camera models, and checkpoints.
+loop, periodic validation on held-out camera models, and checkpoints. SIGTERM (preemption)
+saves the step it lands in and stops with command.Preempted; the same command resumes.
 """
 
 from __future__ import annotations
 
+import collections
+import json
 import math
 import os
 import time
@@ -25,16 +28,27 @@ from sklearn import metrics
 from tqdm import tqdm
 
 from exif_jax import models
+from exif_jax.cli import command
 from exif_jax.cli import ctrl_c
+from exif_jax.cli import sigterm
 from exif_jax.data import all_pairs
 from exif_jax.data import augment
 from exif_jax.data import camera_labels
 from exif_jax.data import exif_attrs
+from exif_jax.data import files
 from exif_jax.data import input_pipeline
+from exif_jax.data import records
 from exif_jax.training import checkpointing
 from exif_jax.training import metrics_writer
 from exif_jax.training import sharding
 from exif_jax.training import stages
+
+RUN_CONFIG = "config.json"  # WORKDIR/config.json: the resolved config of the run.
+PROFILE = "profile"  # WORKDIR/profile: jax.profiler traces (config.train.profile_steps).
+
+
+class RunRefused(ValueError):
+  """A run that cannot start as configured; `exif-jax train` prints it as one line, exit 2."""
 
 
 def with_derived_fields(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -207,13 +221,17 @@ def evaluate(eval_step: Callable, state: Any, config: ml_collections.ConfigDict,
 
 
 class _Monitor:
-  """The host side of each step: stops on a non-finite one, drives the bar, logs training."""
+  """The host side of each step: stops on a non-finite one, drives the bar, logs training and
+  validation, traces the steps of config.train.profile_steps."""
 
   def __init__(self, config: ml_collections.ConfigDict, start: int,
-               writer: metrics_writer.MetricsWriter, mngr: Any):
+               writer: metrics_writer.MetricsWriter, mngr: Any, workdir: epath.Path):
     self._config, self._writer, self._mngr = config, writer, mngr
     self._losses = []
     self._first_step = start + 1
+    self._profile = _profile_steps(config)
+    self._profile_dir = workdir / PROFILE
+    self._tracing = False
     self._bar = tqdm(total=config.train.steps, initial=start, desc=f"train {config.stage}",
                      unit="step", disable=jax.process_index() != 0)
     self.restart_clock(start)
@@ -222,14 +240,32 @@ class _Monitor:
     return self
 
   def __exit__(self, *exc_info) -> None:
+    self._stop_trace()
     self._bar.close()
+
+  def step_starts(self, step: int) -> None:
+    if self._profile and step == self._profile[0]:
+      jax.profiler.start_trace(os.fspath(self._profile_dir))
+      self._tracing = True
+
+  def _stop_trace(self) -> None:
+    if self._tracing:
+      jax.profiler.stop_trace()
+      self._tracing = False
+      _say(f"profile of steps {self._profile[0]}..{self._profile[1]} in {self._profile_dir}")
+
+  def validated(self, step: int, results: dict[str, float]) -> None:
+    _say(f"step {step}: val loss {results['val/loss']:.4f}, mean AUC "
+         f"{results['val/mean_auc']:.4f}, mean accuracy {results['val/mean_accuracy']:.4f}")
 
   def restart_clock(self, step: int) -> None:
     """pairs/s measures training alone: evaluation and checkpoints restart the clock."""
     self._tick, self._tick_step = time.perf_counter(), step
 
   def step_done(self, step: int, metrics: dict[str, jax.Array]) -> None:
-    loss = float(metrics["loss"])
+    loss = float(metrics["loss"])  # Waits for the step.
+    if self._profile and step == self._profile[1]:
+      self._stop_trace()
     if not metrics["finite"]:
       self._mngr.wait_until_finished()
       latest = self._mngr.latest_step()
@@ -253,20 +289,73 @@ class _Monitor:
       self.restart_clock(step)  # Its time was mostly compiling.
 
 
+def _profile_steps(config: ml_collections.ConfigDict) -> tuple[int, int] | None:
+  """config.train.profile_steps "A,B" as (A, B); None when empty."""
+  text = config.train.profile_steps
+  if not text:
+    return None
+  try:
+    first, last = (int(step) for step in text.split(","))
+  except ValueError:
+    first = last = 0
+  if not 1 <= first <= last:
+    raise RunRefused(f"config.train.profile_steps={text!r}: expected \"A,B\", steps "
+                     "1 <= A <= B")
+  return first, last
+
+
 def _check_config(config: ml_collections.ConfigDict) -> None:
-  all_pairs.check_config(config)
+  try:
+    all_pairs.check_config(config)
+  except ValueError as e:
+    raise RunRefused(str(e)) from None
   if config.stage not in stages.STAGES:
-    raise ValueError(f"config.stage={config.stage!r}: expected one of {stages.STAGES}")
+    raise RunRefused(f"config.stage={config.stage!r}: expected one of {stages.STAGES}")
   if config.stage == "classifier" and not config.init_from:
-    raise ValueError("stage 'classifier' needs config.init_from: a stage-1 workdir")
+    raise RunRefused("stage 'classifier' needs config.init_from: a stage-1 workdir")
   if config.stage in ("image_consistency", "camera_classification") and (
       config.train.post_processing_weight > 0 or config.model.named_exif_tags):
-    raise ValueError(f"stage {config.stage!r} trains no auxiliary head: set "
+    raise RunRefused(f"stage {config.stage!r} trains no auxiliary head: set "
                      "config.train.post_processing_weight=0 and config.model.named_exif_tags=()")
   unknown = set(config.model.named_exif_tags) - set(exif_attrs.EXIF_TAGS)
   if unknown:
-    raise ValueError(f"config.model.named_exif_tags: {sorted(unknown)} not among the EXIF tags "
+    raise RunRefused(f"config.model.named_exif_tags: {sorted(unknown)} not among the EXIF tags "
                      "of exif_jax/data/exif_tags.txt")
+  if files.is_remote(config.data.data_dir):
+    raise RunRefused(f"config.data.data_dir={config.data.data_dir}: Grain reads shards from a "
+                     "file system only; mount the bucket with Cloud Storage FUSE (gcsfuse) and "
+                     "give the mounted folder (docs/training.md, TPU pods and GPUs)")
+  _profile_steps(config)
+
+
+def _write_run_config(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
+  """WORKDIR/config.json, the resolved config; refuses a rerun that changes what the
+  checkpoints hold (checkpointing.RESUME_FIELDS) before anything is built."""
+  path = workdir / RUN_CONFIG
+  if path.exists():
+    try:
+      checkpointing.check_compatible(json.loads(path.read_text()), config,
+                                     checkpointing.RESUME_FIELDS)
+    except ValueError as e:
+      raise RunRefused(f"{path}: {e}") from None
+  if jax.process_index() == 0:
+    files.write_json(path, config.to_dict())
+
+
+def _say(line: str) -> None:
+  """A line on stdout from the first process, above the progress bar (shown without -v)."""
+  if jax.process_index() == 0:
+    tqdm.write(line)
+
+
+def _summary(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> str:
+  photos = collections.Counter(
+      photo.split for photo in records.photo_index(config.data.data_dir)[0])
+  batch = config.train.batch_size
+  return (f"{jax.device_count()} {jax.devices()[0].platform} devices on {jax.process_count()} "
+          f"hosts, mesh {dict(mesh.shape)}; batch {batch} global, {batch // mesh.size} per "
+          f"device; {config.train.steps} steps; photos: {photos['train']} train, "
+          f"{photos['val']} val")
 
 
 def _use_compilation_cache(path: str) -> None:
@@ -289,12 +378,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   config = with_derived_fields(config)
   # --- Set-up.
   sharding.initialize(config)
+  if not jax.distributed.is_initialized():  # Else JAX's preemption service takes SIGTERM.
+    sigterm.install()
   _use_compilation_cache(config.compilation_cache_dir)
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  _write_run_config(workdir, config)
   mesh = sharding.make_mesh()
   for batch_size in (config.train.batch_size, config.eval.batch_size):
     sharding.check_batch_size(batch_size, mesh)
+  _say(_summary(config, mesh))
   model, optimizer = create_train_state(config, mesh)
   train_iter = iter(all_pairs.training_dataset(
       config, seed=config.seed, global_batch_size=config.train.batch_size,
@@ -305,7 +398,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
     # --- Restore: a killed run continues from its latest checkpoint; stage 2 from stage 1.
     start = checkpointing.restore_run(mngr, model, optimizer, train_iter, config)
     if start:
-      logging.info("resumed from step %d", start)
+      _say(f"resumed from step {start}")
     elif config.stage == "classifier":
       _restore_stage_one(config, model)
 
@@ -318,27 +411,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
 
     # --- Loop. The host reads step s's metrics while the device runs step s + 1.
     with (metrics_writer.MetricsWriter(workdir, enabled=jax.process_index() == 0) as writer,
-          _Monitor(config, start, writer, mngr) as monitor):
+          _Monitor(config, start, writer, mngr, workdir) as monitor):
       unchecked = None
       for step in range(start + 1, steps + 1):
         ctrl_c.raise_if_pressed()
+        monitor.step_starts(step)
         state, metrics = train_step(state, sharding.global_batch(next(train_iter), mesh))
         if unchecked:
           monitor.step_done(*unchecked)
         unchecked = step, metrics
         evaluating = step % config.eval.every == 0 or step == steps
-        saving = step % config.train.checkpoint_every == 0 or step == steps
+        # Every host asks at every step: JAX's preemption service picks the same one for all.
+        preempted = mngr.reached_preemption(step) or sigterm.received()
+        saving = step % config.train.checkpoint_every == 0 or step == steps or preempted
         if not (evaluating or saving):
           continue
         monitor.step_done(*unchecked)
         unchecked = None
         # --- Evaluation.
         if evaluating:
-          writer.write(step, evaluate(eval_step, state, config, mesh))
+          results = evaluate(eval_step, state, config, mesh)
+          writer.write(step, results)
+          monitor.validated(step, results)
         # --- Checkpoint (async: written while training goes on).
         if saving:
           nnx.update((model, optimizer), state)
           checkpointing.save(mngr, step, model, optimizer, train_iter, config)
+        if preempted:  # Leaving the manager's block waits for the save.
+          raise command.Preempted(f"preempted: saved step {step} in {mngr.directory}")
         monitor.restart_clock(step)
 
   nnx.update((model, optimizer), state)
