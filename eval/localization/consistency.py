@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from typing import Sequence
 
 import jax
@@ -213,11 +214,33 @@ class PatchGrid:
   patches: np.ndarray
 
 
+# Float32 N x N arrays alive at the peak of one image: the consistency matrix and what Mean
+# Shift and the maps derive from it (peak RSS grew 182 MiB from 1500 to 3000 patches, about
+# 7 matrices' worth; docs/reliability.md "Limits").
+_MATRIX_COPIES = 8
+
+
+def memory_needed(num_patches: int, patch_size: int = patch_grid.PATCH_SIZE) -> int:
+  """Bytes one image of `num_patches` holds at least: its RGB patches and the N x N arrays
+  (the pair activations are bounded apart, by pair_memory_bytes)."""
+  return num_patches * patch_size**2 * 3 + _MATRIX_COPIES * 4 * num_patches**2
+
+
+def _physical_memory() -> int:
+  return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def cut_grid(image: np.ndarray, *, num_patches: int = 500,
              stride: int | None = None) -> PatchGrid:
   """The patches of the evaluation grid. Raises ValueError for an image smaller than one
-  patch."""
+  patch, or whose grid could not fit in this machine's memory (checked before cutting)."""
   coords = patch_grid.grid_coords(image.shape[:2], num_patches=num_patches, stride=stride)
+  needed, available = memory_needed(len(coords)), _physical_memory()
+  if needed > available:
+    raise ValueError(
+        f"{len(coords)} patches need about {needed / 2**30:.0f} GiB (their N x N consistency "
+        f"matrices), more than this machine's {available / 2**30:.0f} GiB: give fewer "
+        "--num_patches or a larger --stride")
   return PatchGrid(coords, patch_grid.cut_patches(image, coords))
 
 

@@ -71,3 +71,13 @@ def test_attribute_maps_do_not_depend_on_the_memory_budget(bundled, image):
   np.testing.assert_allclose(small.attribute_maps, default.attribute_maps, atol=1e-5)
   np.testing.assert_allclose(small.map, default.map, atol=1e-5)
   assert small.separating == default.separating
+
+
+def test_a_grid_whose_matrices_cannot_fit_is_refused_before_any_patch_is_cut():
+  image = np.zeros((512, 512, 3), np.uint8)
+  # --num_patches 100000 on 512x512: stride 1, 148225 patches, N x N float32 matrices of
+  # hundreds of GiB; refused with the number before the 7 GB of patches are cut.
+  with pytest.raises(ValueError, match=r"148225 patches need about \d+ GiB .* more than this "
+                                       r"machine's \d+ GiB: give fewer --num_patches"):
+    consistency.cut_grid(image, num_patches=100_000)
+  assert len(consistency.cut_grid(image, num_patches=500).coords) == 484
