@@ -1,6 +1,6 @@
 r"""Original TF1 weights (minyoungg/selfconsistency) -> an ExifConsistencyModel checkpoint.
 
-  python -m exif_jax.training.convert_tf1 --weights exif_final.npz --out WORKDIR \
+  exif-jax convert-tf1 --weights exif_final.npz --out WORKDIR \
       [--config configs/exif_resnet50.py]
 
 The original checkpoint (`ckpt/exif_final/exif_final.ckpt`) is read directly when
@@ -169,7 +169,7 @@ def load_mapping(path: str | pathlib.Path,
     raise ImportError(
         f"{path}: reading a TF checkpoint needs tensorflow, which is not installed. Dump it "
         f"to .npz where TF is installed (script in "
-        f"`python -m exif_jax.training.convert_tf1 --help`) and pass the .npz") from None
+        f"`exif-jax convert-tf1 --help`) and pass the .npz") from None
   reader = tf.train.load_checkpoint(path)
   return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
           if not is_optimizer_state(name)}
@@ -234,7 +234,7 @@ def main(argv):
   print(f"converted {flags.FLAGS.weights} -> {saved}")
 
 
-def _define_flags():
+def define_flags():
   """Defined only when run as a program: --out and --config are common names elsewhere."""
   flags.DEFINE_string("weights", None, "TF1 weights: an .npz dump, or a checkpoint prefix "
                       "if TensorFlow is installed.", required=True)
@@ -246,5 +246,5 @@ def _define_flags():
 
 
 if __name__ == "__main__":
-  _define_flags()
+  define_flags()
   command.run(main)

@@ -4,6 +4,7 @@ Exit statuses: 0 every input used, 1 some skipped (the others done), 2 bad usage
 could be done.
 """
 
+import importlib.metadata
 import re
 import shutil
 import subprocess
@@ -37,9 +38,27 @@ def truncated_copy(source, target):
 def test_help_lists_every_subcommand_and_the_exit_statuses():
   result = run_cli("--help")
   assert result.returncode == 0
-  for name in ("prep", "train", "eval", "localize", "synth"):
+  for name in ("prep", "train", "eval", "localize", "synth", "table", "convert-tf1"):
     assert f"  {name} " in result.stdout
   assert "Exit status: 0 every input was used; 1 some inputs were skipped" in result.stdout
+
+
+def test_version_is_the_installed_package_version():
+  result = run_cli("--version")
+  assert result.returncode == 0
+  assert result.stdout == f"exif-jax {importlib.metadata.version('exif-jax')}\n"
+
+
+def test_convert_tf1_is_a_subcommand_with_its_own_flags(tmp_path):
+  result = run_cli("convert-tf1", "--help")
+  assert result.returncode == 0
+  assert "Original TF1 weights" in result.stdout
+  for flag in ("--weights", "--out", "--config"):
+    assert flag in result.stdout
+  missing = run_cli("convert-tf1", "--weights", str(tmp_path / "nosuch.npz"), "--out",
+                    str(tmp_path / "out"))
+  assert missing.returncode == 2 and "Traceback" not in missing.stderr
+  assert text_lines(missing.stderr)[-1].startswith(f"error: {tmp_path / 'nosuch.npz'}")
 
 
 def test_unknown_subcommand_fails_with_usage():
