@@ -6,18 +6,19 @@ that separate the regions most; an index sorted by score), OUT/maps/*, OUT/score
 prints a table. A missing, unreadable, tiny or huge file is reported and the rest go on.
 """
 
+import os
 import pathlib
 
 from absl import app
 from absl import flags
 
-from eval.runs import cli_common
 from eval.runs import inputs
+from eval.runs import shared_flags
 from exif_jax.cli import command
 from exif_jax.data import files
 
 # --help lists the shared evaluation flags (--checkpoint, --out, ...) too.
-flags.adopt_module_key_flags(cli_common)
+flags.adopt_module_key_flags(shared_flags)
 
 
 def table(records) -> str:
@@ -36,10 +37,15 @@ def table(records) -> str:
 def main(argv):
   if len(argv) < 2:
     raise app.UsageError("give at least one image or folder")
+  missing = [path for path in argv[1:] if not os.path.lexists(path)]
+  if len(missing) == len(argv) - 1:  # Said before the model loads.
+    raise command.NothingDone("no such file or folder: " + ", ".join(map(files.display_name,
+                                                                         missing)))
+  from eval.runs import cli_common  # pylint: disable=g-import-not-at-top  # JAX: not for --help.
   records = cli_common.run_batch(inputs.examples_from_paths(argv[1:]), "exif-jax localize")
   status = cli_common.exit_status(records)
   print(table(records))
-  print(f"report: {files.display_name(pathlib.Path(cli_common.OUT.value) / 'report.html')}")
+  print(f"report: {files.display_name(pathlib.Path(shared_flags.OUT.value) / 'report.html')}")
   return status
 
 

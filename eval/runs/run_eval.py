@@ -17,14 +17,14 @@ from absl import app
 from absl import flags
 
 from eval.data import datasets
-from eval.runs import cli_common
 from eval.runs import inputs
+from eval.runs import shared_flags
 from eval.runs import perturbations
 from exif_jax.cli import command
 from exif_jax.data import files
 
 # --help lists the shared evaluation flags (--checkpoint, --out, ...) too.
-flags.adopt_module_key_flags(cli_common)
+flags.adopt_module_key_flags(shared_flags)
 
 _IMAGES = flags.DEFINE_string("images", None, "Folder of images (with --masks: a benchmark).")
 _MASKS = flags.DEFINE_string("masks", None, "Folder of masks matched to --images by stem.")
@@ -53,6 +53,7 @@ def _examples() -> list[datasets.Example]:
 
 
 def main(argv):
+  from eval.runs import cli_common  # pylint: disable=g-import-not-at-top  # JAX: not for --help.
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:
@@ -71,7 +72,7 @@ def main(argv):
   status = cli_common.exit_status(records)
   levels = f" at {len(sweep) + 1} levels" if sweep else ""
   share = f"{len(records)} of " if cli_common.splits_images() else ""
-  print(f"{share}{len(examples)} images{levels} -> {files.display_name(cli_common.OUT.value)}")
+  print(f"{share}{len(examples)} images{levels} -> {files.display_name(shared_flags.OUT.value)}")
   return status
 
 

@@ -11,8 +11,6 @@ import dataclasses
 import os
 from typing import Sequence
 
-import jax
-
 from eval.data import datasets
 
 
@@ -38,5 +36,7 @@ WHOLE_LIST = Split()
 
 
 def from_jax() -> Split:
-  """The share of this process of a jax.distributed job (initialized before)."""
+  """The share of this process of a jax.distributed job (initialized before). JAX is
+  imported here only: the flags' validators use Split, and `--help` stays quick."""
+  import jax  # pylint: disable=g-import-not-at-top
   return Split(num_workers=jax.process_count(), index=jax.process_index())

@@ -174,3 +174,25 @@ def test_a_bare_v_asks_for_absl_info_logs():
       "a.png", "--verbosity=0", "--out=o"]
   assert command.expand_verbose_flag(["-v", "1", "a.png"]) == ["-v", "1", "a.png"]
   assert command.expand_verbose_flag(["--", "-v"]) == ["--", "-v"]
+
+
+@pytest.mark.parametrize("module", ["eval.runs.localize", "eval.runs.run_eval",
+                                    "data_prep.__main__", "eval.data.synth_splices",
+                                    "eval.reporting.paper_table"])
+def test_a_subcommand_module_loads_without_jax_so_help_is_quick(module):
+  """absl answers --help once the module's flags are defined: JAX (seconds to import) waits
+  for main()."""
+  code = f"import sys, {module}; assert 'jax' not in sys.modules, 'jax imported'"
+  result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_localize_reports_missing_inputs_before_the_model_loads(tmp_path):
+  result = run_cli("localize", str(tmp_path / "nosuch.jpg"), "--out", str(tmp_path / "out"),
+                   "--checkpoint", str(tmp_path / "no_model"))
+  assert result.returncode == 2
+  # The missing image, not the missing checkpoint: nothing was loaded.
+  assert text_lines(result.stderr) == [
+      f"error: no such file or folder: {tmp_path / 'nosuch.jpg'}"]
+  assert not (tmp_path / "out").exists()
