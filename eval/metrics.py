@@ -206,3 +206,18 @@ def _check_localization(mask: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray,
   if mask.all() or not mask.any():
     raise ValueError("mask has a single class: localization is undefined (module docstring)")
   return mask.ravel(), prob.ravel()
+
+
+# The metrics a terminal summary shows, in the paper's order (every one is in metrics.json).
+SUMMARY = ("p-mAP", "pixel_mAP", "mcc@best", "f1@best", "mcc@0.5", "f1@0.5", "detection_mAP",
+           "detection_auc")
+
+
+def summary_table(result: dict[str, float]) -> str:
+  """A DatasetMetrics.result as a few aligned lines for a terminal: the main metrics, then the
+  image counts they come from."""
+  shown = [name for name in SUMMARY if name in result]
+  lines = [f"{name:<14} {result[name]:.3f}" for name in shown]
+  lines.append(f"{'images':<14} {result['num_localization_images']} with a two-class mask, "
+               f"{result['num_detection_images']} with a known label")
+  return "\n".join(lines)

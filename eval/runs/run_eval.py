@@ -11,11 +11,14 @@ skipped. With --num_workers N --worker_index I (or --distributed), N processes o
 several hosts share the images and one --out; the last to finish writes the summaries.
 """
 
+import json
 import os
+import pathlib
 
 from absl import app
 from absl import flags
 
+from eval import metrics
 from eval.data import datasets
 from eval.runs import inputs
 from eval.runs import shared_flags
@@ -72,7 +75,10 @@ def main(argv):
   status = cli_common.exit_status(records)
   levels = f" at {len(sweep) + 1} levels" if sweep else ""
   share = f"{len(records)} of " if cli_common.splits_images() else ""
-  print(f"{share}{len(examples)} images{levels} -> {files.display_name(shared_flags.OUT.value)}")
+  out = pathlib.Path(shared_flags.OUT.value)
+  print(f"{share}{len(examples)} images{levels} -> {files.display_name(out)}")
+  if (out / "metrics.json").exists():  # Written once every image of the list is done.
+    print(metrics.summary_table(json.loads((out / "metrics.json").read_text())))
   return status
 
 

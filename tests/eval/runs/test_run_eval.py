@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import bad_inputs
-from conftest import FIXTURES, PHOTOS, REPO, kill_when, run_module
+from conftest import CHART_SPLICES, FIXTURES, PHOTOS, REPO, kill_when, run_module
 from eval.data import datasets
 from eval.data import synth_splices
 from eval.localization import consistency
@@ -313,3 +313,16 @@ def test_repeated_checkpoints_localize_as_an_ensemble(tiny_run, splices, tmp_pat
   assert missing.stderr.strip().splitlines()[-1] == (
       f"error: {tmp_path / 'none'}: no checkpoint (expected a workdir, its checkpoints/ folder "
       "or a step folder)")
+
+
+def test_run_eval_prints_the_metrics_it_wrote(tmp_path):
+  out = tmp_path / "out"
+  result = run_module("eval.runs.run_eval", "--method", "noise", "--images",
+                      str(CHART_SPLICES / "images"), "--masks", str(CHART_SPLICES / "masks"),
+                      "--out", str(out))
+  written = json.loads((out / "metrics.json").read_text())
+  lines = result.stdout.splitlines()
+  for name in ("p-mAP", "pixel_mAP", "mcc@best", "f1@best", "detection_mAP", "detection_auc"):
+    assert f"{name:<14} {written[name]:.3f}" in lines
+  assert (f"{'images':<14} {written['num_localization_images']} with a two-class mask, "
+          f"{written['num_detection_images']} with a known label") in lines
