@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -132,6 +132,17 @@ def tiny_run(shards_dir, tmp_path_factory):
   from exif_jax.training import train  # pylint: disable=g-import-not-at-top
   workdir = tmp_path_factory.mktemp("tiny_run")
   return workdir, train.train_and_evaluate(tiny_config(shards_dir), str(workdir))
+
+
+def assert_resumes_exactly(make_config: Callable[..., Any], reference, workdir: pathlib.Path):
+  """A run of make_config() stopped at step 4 and resumed ends with `reference`'s parameters
+  (those of an uninterrupted run), bit for bit."""
+  from exif_jax.training import train  # pylint: disable=g-import-not-at-top
+  train.train_and_evaluate(make_config(steps=4), str(workdir))
+  assert (workdir / "checkpoints" / "4").is_dir()
+  resumed = train.train_and_evaluate(make_config(), str(workdir))
+  for a, b in zip(params(resumed), params(reference), strict=True):
+    np.testing.assert_array_equal(a, b)
 
 
 def localize_with_bundled_model(images: pathlib.Path, out: pathlib.Path) -> pathlib.Path:

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from conftest import params
+from conftest import assert_resumes_exactly
 from conftest import tiny_config
 from exif_jax.data import all_pairs
 from exif_jax.data import input_pipeline
@@ -80,12 +80,8 @@ def all_pairs_run(shards_dir, tmp_path_factory):
 
 
 def test_resumed_run_equals_uninterrupted_run(shards_dir, tmp_path, all_pairs_run):
-  _, reference = all_pairs_run
-  train.train_and_evaluate(all_pairs_config(shards_dir, steps=4), str(tmp_path))
-  assert (tmp_path / "checkpoints" / "4").is_dir()
-  resumed = train.train_and_evaluate(all_pairs_config(shards_dir), str(tmp_path))
-  for a, b in zip(params(resumed), params(reference), strict=True):
-    np.testing.assert_array_equal(a, b)
+  assert_resumes_exactly(lambda **steps: all_pairs_config(shards_dir, **steps), all_pairs_run[1],
+                         tmp_path)
 
 
 def test_logs_pairs_per_second_and_validates_on_pairs(all_pairs_run):

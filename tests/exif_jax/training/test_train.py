@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from configs import cpu
-from conftest import params
+from conftest import assert_resumes_exactly, params
 from conftest import tiny_config
 from exif_jax.training import checkpointing
 from exif_jax.training import stages
@@ -21,12 +21,8 @@ def uninterrupted(tiny_run):
 
 
 def test_resumed_run_equals_uninterrupted_run(shards_dir, tmp_path, uninterrupted):
-  _, reference = uninterrupted
-  train.train_and_evaluate(tiny_config(shards_dir, steps=4), str(tmp_path))
-  assert (tmp_path / "checkpoints" / "4").is_dir()
-  resumed = train.train_and_evaluate(tiny_config(shards_dir), str(tmp_path))
-  for a, b in zip(params(resumed), params(reference), strict=True):
-    np.testing.assert_array_equal(a, b)
+  assert_resumes_exactly(lambda **steps: tiny_config(shards_dir, **steps), uninterrupted[1],
+                         tmp_path)
 
 
 def test_logs_and_validation_accuracy(uninterrupted):
