@@ -13,6 +13,7 @@ from typing import Any
 from absl import logging
 from tqdm import tqdm
 
+from eval import calibration as calibration_lib
 from eval.data import datasets
 from eval.localization import localizer as localizer_lib
 from eval.runs import out_folder
@@ -25,7 +26,7 @@ from exif_jax.data import files
 
 
 def localize_one(example: datasets.Example, read: results.Read,
-              localizer: localizer_lib.Localizer) -> localizer_lib.Localization | str:
+                 localizer: localizer_lib.Localizer) -> localizer_lib.Localization | str:
   """The devices' part of one image, or the reason it is skipped (said in one line)."""
   error = read.error
   if error is None:
@@ -40,17 +41,19 @@ def localize_one(example: datasets.Example, read: results.Read,
 def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
         out: pathlib.Path, *, max_pixels: int = files.MAX_PIXELS,
         title: str = "exif-jax", input_settings: dict[str, Any] | None = None,
-        split: workers.Split = workers.WHOLE_LIST) -> list[dict[str, Any]]:
+        split: workers.Split = workers.WHOLE_LIST,
+        calibration: calibration_lib.Calibration | None = None) -> list[dict[str, Any]]:
   """Localizes every example of this worker's share (`split`) not already done in `out`,
   then writes the summaries of all `examples` (summary.after_share); returns the share's records.
 
   `input_settings` (how the examples make their pixels, e.g. a perturbation) are recorded
-  with the model's.
+  with the model's. Verdicts follow `calibration` (the model's), "uncalibrated" without one.
 
   Holds out_folder.locked(out) throughout; raises out_folder.OutError when another run holds
   it or `out` holds results of another model or other options.
   """
-  settings = {**localizer.settings, "max_pixels": max_pixels, **(input_settings or {})}
+  settings = {**localizer.settings, "max_pixels": max_pixels, **(input_settings or {}),
+              **calibration_lib.settings(calibration)}
   whole_list, examples = examples, split.take(examples)
   if split != workers.WHOLE_LIST:
     logging.info("worker %d of %d: %d of the %d images", split.index, split.num_workers,
@@ -71,7 +74,7 @@ def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
         ctrl_c.raise_if_pressed()
         example, read = examples[i], next(reads)
         written[i] = writes.submit(results.write, example, read,
-                                   localize_one(example, read, localizer), out)
+                                   localize_one(example, read, localizer), out, calibration)
     for i, record in written.items():
       records[i] = record.result()
     summary.after_share(

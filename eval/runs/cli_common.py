@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import ml_collections
 from absl import app
 
+from eval import calibration as calibration_lib
 from eval.data import datasets
 from eval.localization import camera_classifier
 from eval.localization import localizer as localizer_lib
@@ -57,12 +58,13 @@ def run_batch(examples: list[datasets.Example], title: str,
     if not examples:  # Nothing to do: OUT stays as it was.
       raise command.NothingDone("no images to localize in the inputs given")
     split = worker_split()
-    localizer = make_localizer()
+    localizer, calibration = make_localizer(), model_calibration()
     if perturbations:
       return robustness.sweep(examples, localizer, out, perturbations,
-                              max_pixels=shared_flags.MAX_PIXELS.value, title=title)
-    return batch.run(examples, localizer, out, max_pixels=shared_flags.MAX_PIXELS.value, title=title,
-                     split=split)
+                              max_pixels=shared_flags.MAX_PIXELS.value, title=title,
+                              calibration=calibration)
+    return batch.run(examples, localizer, out, max_pixels=shared_flags.MAX_PIXELS.value,
+                     title=title, split=split, calibration=calibration)
   except out_folder.OutError as e:
     raise command.NothingDone(str(e)) from None
 
@@ -74,6 +76,18 @@ def exit_status(records: list[dict[str, Any]]) -> int:
     return command.OK
   skipped = sum("error" in record for record in records)
   return command.exit_status(len(records) - skipped, skipped)
+
+
+def model_calibration() -> calibration_lib.Calibration | None:
+  """The decision rule stored with the one model of --checkpoint (or the bundled model);
+  None, so "uncalibrated", for the noise method, an ensemble or a model without one."""
+  paths = shared_flags.CHECKPOINT.value or [checkpointing.BUNDLED_MODEL]
+  if shared_flags.METHOD.value == "noise" or len(paths) != 1:
+    return None
+  try:
+    return calibration_lib.load(paths[0])
+  except ValueError as e:
+    raise command.NothingDone(str(e)) from None
 
 
 def make_localizer() -> (localizer_lib.Localizer | noise_method.NoiseLocalizer

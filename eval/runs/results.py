@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
+from eval import calibration as calibration_lib
 from eval import metrics as metrics_lib
 from eval.data import datasets
 from eval.data import image_io
@@ -39,7 +40,6 @@ from eval.localization import localizer as localizer_lib
 from eval.reporting import report
 from exif_jax.data import files
 
-THRESHOLD = 0.5  # Score above which an image is called spliced.
 _KEPT_BYTES = frozenset((string.ascii_letters + string.digits + "._-").encode())
 _MAX_NAME, _KEPT_PREFIX, _HASH_DIGITS = 120, 100, 12  # Bytes; ext4 allows 255 per name.
 
@@ -119,8 +119,10 @@ def read(example: datasets.Example, localizer: localizer_lib.Localizer,
 
 
 def write(example: datasets.Example, read: Read, outcome: localizer_lib.Localization | str,
-          out: pathlib.Path) -> dict[str, Any]:
-  """Writes one image's files, its result last; returns the result. Runs behind the loop."""
+          out: pathlib.Path, calibration: calibration_lib.Calibration | None = None
+          ) -> dict[str, Any]:
+  """Writes one image's files, its result last; returns the result. Runs behind the loop.
+  The verdict follows the model's calibration ("uncalibrated" without one)."""
   result = out / "results" / f"{read.record['stem']}.json"
   if isinstance(outcome, str):
     record = {**read.record, "error": outcome}
@@ -130,7 +132,7 @@ def write(example: datasets.Example, read: Read, outcome: localizer_lib.Localiza
     result.unlink(missing_ok=True)
     save_outputs(out, read.record["stem"], read.image, outcome)
     record = {**read.record, "score": outcome.score, "no_signal": outcome.no_signal,
-              "verdict": "spliced" if outcome.score > THRESHOLD else "authentic",
+              "verdict": calibration_lib.verdict(calibration, outcome.score),
               "num_patches": outcome.num_patches, "separating": list(outcome.separating),
               "has_mask": read.mask is not None, "spliced": example.spliced}
     if read.mask is not None and read.mask.any() and not read.mask.all():

@@ -16,6 +16,7 @@ import json
 import pathlib
 from typing import Any, Sequence
 
+from eval import calibration as calibration_lib
 from eval.data import datasets
 from eval.localization import localizer as localizer_lib
 from eval.reporting import report
@@ -41,19 +42,21 @@ def _metrics(out: pathlib.Path) -> dict[str, Any]:
 
 def sweep(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
           out: pathlib.Path, perturbations: Sequence[perturbations_lib.Perturbation], *,
-          max_pixels: int, title: str) -> list[dict[str, Any]]:
+          max_pixels: int, title: str,
+          calibration: calibration_lib.Calibration | None = None) -> list[dict[str, Any]]:
   """Evaluates `examples` as they are and at every perturbation; returns all the records.
 
   Raises out_folder.OutError as batch.run, for OUT or a level's folder.
   """
-  unperturbed = batch.run(examples, localizer, out, max_pixels=max_pixels, title=title)
+  unperturbed = batch.run(examples, localizer, out, max_pixels=max_pixels, title=title,
+                          calibration=calibration)
   records = list(unperturbed)
   for perturbation in perturbations:
     records += batch.run(
         [perturbations_lib.PerturbedExample.of(e, perturbation) for e in examples], localizer,
         level_folder(out, perturbation), max_pixels=max_pixels,
         title=f"{title}, {perturbation.name}",
-        input_settings={"perturbation": perturbation.settings})
+        input_settings={"perturbation": perturbation.settings}, calibration=calibration)
   table: dict[str, Any] = {"unperturbed": _metrics(out)}
   for perturbation in perturbations:
     table.setdefault(perturbation.kind, {})[f"{perturbation.level:g}"] = _metrics(

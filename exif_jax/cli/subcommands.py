@@ -19,6 +19,8 @@ SUBCOMMANDS = {
     "eval": ("eval.runs.run_eval", "batch evaluation of a checkpoint over a benchmark folder"),
     "localize": ("eval.runs.localize", "heatmaps, scores and an HTML report for images"),
     "synth": ("eval.data.synth_splices", "make splices between photos of different cameras"),
+    "calibrate": ("eval.runs.calibrate",
+                  "a model's detection thresholds, from its evaluations of validation splices"),
     "table": ("eval.reporting.paper_table",
               "the paper's Tables 1-2 (mAP, p-mAP, MCC, F1) from eval runs"),
     "convert-tf1": ("exif_jax.training.convert_tf1",

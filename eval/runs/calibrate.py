@@ -1,0 +1,93 @@
+"""exif-jax calibrate --model DIR --images IMAGES --masks MASKS --eval_out OUT [...]: the
+detection thresholds of a model, fitted on its evaluations of validation splices.
+
+Each (--images, --masks, --eval_out) is one validation set, in order: synthetic splices between
+camera models the model never trained on (`exif-jax synth --cameras_from ... --split val`),
+and the `exif-jax eval --checkpoint DIR` of them. Use everyday scenes beside any chart-like set:
+a threshold fitted on flat chart patches will not hold on the photos users bring. Writes
+DIR/calibration.json (eval/calibration.py says what it holds); `localize` and `eval` then give
+verdicts with the measured error rates.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+from absl import app
+from absl import flags
+
+from eval import calibration
+from eval.data import datasets
+from eval.runs import results
+from exif_jax.cli import command
+
+_MODEL = flags.DEFINE_string("model", None, "The model folder to calibrate (an exported model "
+                             "or a training workdir); calibration.json goes there.",
+                             required=True)
+_IMAGES = flags.DEFINE_multi_string("images", [], "A validation set's images.")
+_MASKS = flags.DEFINE_multi_string("masks", [], "Its masks (authentic images have none).")
+_EVAL_OUT = flags.DEFINE_multi_string("eval_out", [], "Its `exif-jax eval` OUT, of this model.")
+_MAX_FPR = flags.DEFINE_float("max_false_positive_rate", 0.05, "Share of authentic validation "
+                              "images that may be called spliced.", lower_bound=0, upper_bound=1)
+_MAX_MISSED = flags.DEFINE_float("max_missed_rate", 0.05, "Share of spliced validation images "
+                                 "that may be called clear.", lower_bound=0, upper_bound=1)
+
+
+def _model_sha256(model: str) -> str:
+  """The weights' digest, as `eval` records it in OUT/settings.json."""
+  # pylint: disable=g-import-not-at-top  # JAX: not for --help.
+  from eval.localization import localizer
+  from exif_jax.training import checkpointing
+  return localizer.state_sha256([checkpointing.restore(model)])
+
+
+def _read_set(images: str, masks: str, out: pathlib.Path, model_sha256: str
+              ) -> tuple[dict[str, list[float]], list[tuple[np.ndarray, np.ndarray]]]:
+  """A set's labelled scores, and the (mask, map) of its spliced images."""
+  settings = json.loads((out / "settings.json").read_text())
+  if settings.get("model_sha256") != model_sha256:
+    raise ValueError(f"{out}: an evaluation of another model than {_MODEL.value}")
+  scores, labels, pixels = [], [], []
+  for example in datasets.folder_pair(images, masks):
+    name = results.storage_name(example.stem)
+    try:
+      record = json.loads((out / "results" / f"{name}.json").read_text())
+    except OSError:
+      raise ValueError(f"{out}: no result for {example.image_path}: run `exif-jax eval` on "
+                       "this set first") from None
+    if "score" not in record:
+      continue  # Skipped by eval: its reason is in the record.
+    scores.append(record["score"])
+    labels.append(int(example.spliced))
+    if example.spliced:
+      pixels.append((example.mask, np.load(out / "maps" / f"{name}.npy")))
+  return {"scores": scores, "labels": labels}, pixels
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  sets = list(zip(_IMAGES.value, _MASKS.value, map(pathlib.Path, _EVAL_OUT.value)))
+  if not sets or len({len(_IMAGES.value), len(_MASKS.value), len(_EVAL_OUT.value)}) != 1:
+    raise app.UsageError("give each validation set as --images, --masks and --eval_out, in order")
+  model_sha256 = _model_sha256(_MODEL.value)
+  validation, pixels = {}, []
+  try:
+    for images, masks, out in sets:
+      validation[str(out)], set_pixels = _read_set(images, masks, out, model_sha256)
+      pixels += set_pixels
+    fitted = calibration.fit(validation, *calibration.best_pixel_threshold(pixels),
+                             max_false_positive_rate=_MAX_FPR.value,
+                             max_missed_rate=_MAX_MISSED.value)
+  except (OSError, ValueError, datasets.LayoutError) as e:
+    raise command.NothingDone(str(e)) from None
+  print(f"{calibration.save(fitted, _MODEL.value)}\n{fitted.summary()}\n"
+        f"mask: map >= {fitted.pixel_threshold:.2f} (mean F1 {fitted.pixel_f1:.3f} on the "
+        "spliced validation images)")
+  return command.OK
+
+
+if __name__ == "__main__":
+  command.run(main)
