@@ -123,9 +123,8 @@ def write_json(path: epath.PathLike, obj: Any) -> None:
 
 
 def settings_changes(earlier: Mapping[str, Any], now: Mapping[str, Any]) -> str:
-  """The settings that differ, as "name: X then, Y now, ..." (sorted); "" when none do.
+  """The settings that differ, as "name: X then, Y now; ..." (sorted); "" when none do.
 
   A rerun that would mix outputs of other settings into a folder names what changed."""
   changed = sorted(k for k in earlier.keys() | now.keys() if earlier.get(k) != now.get(k))
-  return (", ".join(changed) + ": " if changed else "") + ", ".join(
-      f"{earlier.get(k)} then, {now.get(k)} now" for k in changed)
+  return "; ".join(f"{k}: {earlier.get(k)} then, {now.get(k)} now" for k in changed)
