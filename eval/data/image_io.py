@@ -19,12 +19,39 @@ from exif_jax.data import files
 from exif_jax.data import jpeg_scan
 
 
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
 def rgb_pixels(image: Image.Image) -> np.ndarray:
-  """Any Pillow mode -> uint8 HxWx3; 16-bit keeps its top 8 bits (convert() would clip)."""
-  if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
-    gray = np.clip(np.asarray(image).astype(np.int64) >> 8, 0, 255).astype(np.uint8)
+  """Any Pillow mode -> uint8 HxWx3; ValueError for float or 32-bit pixels of no known range.
+
+  convert() would clip float and 32-bit integer pixels to 0-255, so a float TIFF in 0-1 became
+  black; such pixels are mapped by their value range instead, as _gray_pixels says.
+  """
+  if image.mode in _SIXTEEN_BIT_MODES or image.mode in ("I", "F"):
+    gray = _gray_pixels(np.asarray(image), sixteen_bit=image.mode in _SIXTEEN_BIT_MODES)
     return np.repeat(gray[..., None], 3, axis=-1)
   return np.asarray(image.convert("RGB"))
+
+
+def _gray_pixels(values: np.ndarray, sixteen_bit: bool = False) -> np.ndarray:
+  """One band of integers or floats -> uint8 by the range its values fit: floats in 0-1 times
+  255, values in 0-255 as they are, in 0-65535 (or declared 16-bit) their top 8 bits.
+
+  ValueError for any other range (negative, over 65535, NaN): guessing would map noise.
+  """
+  low, high = values.min(), values.max()
+  if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > 65535:
+    raise ValueError(f"pixel values {low:g} to {high:g} fit no known range (floats 0-1, "
+                     "values 0-255 or 0-65535)")
+  is_float = values.dtype.kind == "f"
+  if sixteen_bit or high > 255:
+    top = np.floor(values / 256) if is_float else values >> 8
+  elif is_float:
+    top = np.rint(values * 255 if high <= 1 else values)
+  else:
+    top = values
+  return top.astype(np.uint8)
 
 
 def _check_jpeg_data(path: pathlib.Path) -> None:
@@ -87,6 +114,7 @@ def load_image(path: str | os.PathLike, max_pixels: int = files.MAX_PIXELS) -> n
     if image.format in ("JPEG", "MPO"):
       _check_jpeg_data(path)
     try:
-      return rgb_pixels(image)
+      image.load()
     except Exception as e:  # Truncated or corrupt entropy-coded data.
       raise ValueError(f"corrupt or truncated image data: {type(e).__name__}: {e}") from None
+    return rgb_pixels(image)

@@ -45,15 +45,18 @@ _MAX_NAME, _KEPT_PREFIX, _HASH_DIGITS = 120, 100, 12  # Bytes; ext4 allows 255 p
 
 
 def storage_name(stem: str) -> str:
-  """The name of an example's files in OUT: a pure, injective function of its stem.
+  """The name of an example's files in OUT: a pure function of its stem, injective even where
+  the file system folds case or normalizes Unicode (macOS, Windows).
 
   Each byte of the stem outside [A-Za-z0-9._-] is written %XX (so '/', spaces, control
   characters and bytes that are not UTF-8 are too), which keeps names ASCII and one path
-  component. A name over 120 bytes keeps its first 100 characters, then '~' (never written
-  otherwise) and 12 hex digits of the sha256 of the whole name.
+  component: the NFC and NFD spellings of a name are other bytes, so other names. A name over
+  120 bytes, or whose stem holds an upper-case letter (x.JPG beside x.jpg), keeps its first
+  100 characters, then '~' (never written otherwise) and 12 hex digits of the sha256 of the
+  whole name, which case folding leaves distinct.
   """
   name = "".join(chr(b) if b in _KEPT_BYTES else f"%{b:02X}" for b in os.fsencode(stem))
-  if len(name) <= _MAX_NAME:
+  if len(name) <= _MAX_NAME and not any("A" <= c <= "Z" for c in stem):
     return name
   return f"{name[:_KEPT_PREFIX]}~{hashlib.sha256(name.encode()).hexdigest()[:_HASH_DIGITS]}"
 

@@ -12,6 +12,7 @@ import logging
 import os
 import pathlib
 import sys
+import traceback
 import warnings
 from typing import Callable, NoReturn, Sequence
 
@@ -109,6 +110,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 def _run_main(main: Callable[[list[str]], int | None], argv: list[str]) -> int | None:
   if not flags.FLAGS["verbosity"].present:
     _hide_library_logs()
+  sys.unraisablehook = _quiet_posts_to_closed_loops(sys.unraisablehook)
   ctrl_c.install()
   try:
     return main(argv)
@@ -125,6 +127,24 @@ def _run_main(main: Callable[[list[str]], int | None], argv: list[str]) -> int |
   return USAGE_OR_NOTHING_DONE
 
 
+def _quiet_posts_to_closed_loops(hook):
+  """`hook` less the RuntimeError of a result posted to an asyncio loop that has closed.
+
+  Orbax reads a checkpoint through TensorStore in an event loop of its own; when one read
+  fails (a corrupt manifest) it raises and closes the loop while the other reads run on, and
+  each then posts its result to the closed loop: an "Event loop is closed" traceback, often at
+  exit, under the command's one error line. Nobody awaits those results, and the failure that
+  matters has been raised where it happened; any other unraisable still reaches `hook`.
+  """
+  def quiet(unraisable) -> None:
+    frames = traceback.extract_tb(unraisable.exc_traceback)
+    if not (isinstance(unraisable.exc_value, RuntimeError)
+            and str(unraisable.exc_value) == "Event loop is closed"
+            and any(frame.name == "call_soon_threadsafe" for frame in frames)):
+      hook(unraisable)
+  return quiet
+
+
 def _print_error(message: str) -> None:
   print(f"error: {message}", file=sys.stderr)
 
@@ -132,10 +152,14 @@ def _print_error(message: str) -> None:
 class _ProjectLines(logging.Handler):
   """The project's own records as plain lines that leave a progress bar intact.
 
-  Records of the libraries pass only from ERROR up.
+  Records of the libraries pass only from ERROR up, less asyncio's "Task exception was never
+  retrieved": the other reads of an Orbax restore that failed, whose failure was raised (see
+  _quiet_posts_to_closed_loops).
   """
 
   def filter(self, record: logging.LogRecord) -> bool:
+    if record.name == "asyncio" and str(record.msg).startswith("Task exception was never"):
+      return False
     return record.levelno >= logging.ERROR or record.pathname.startswith(_PROJECT_DIRS)
 
   def emit(self, record: logging.LogRecord) -> None:

@@ -23,14 +23,23 @@ IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".tif", ".tiff", ".webp", ".bmp"})
 # 12000x10000: larger than any camera, smaller than a decompression bomb.
 MAX_PIXELS = 120_000_000
-_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1.
+# C0, DEL and C1, and the bidirectional marks, embeddings, overrides and isolates, which
+# reorder the text after them: "photo\u202egpj.exe" shows as "photoexe.jpg".
+_CONTROL_CHARACTERS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def display_name(path: str | os.PathLike) -> str:
   """A printable, UTF-8 form of a path: bytes that are not UTF-8 and control characters (a
-  terminal would run them as escape codes) are written as \\xNN."""
+  terminal would run them as escape codes, a bidi override reorders the name) are written as
+  \\xNN or \\uNNNN."""
   text = os.fsencode(path).decode("utf-8", "backslashreplace")
-  return _CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+  return _CONTROL_CHARACTERS.sub(_escape, text)
+
+
+def _escape(match: re.Match) -> str:
+  code = ord(match.group())
+  return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def check_out_folder(out: str) -> None:
@@ -123,9 +132,8 @@ def write_json(path: epath.PathLike, obj: Any) -> None:
 
 
 def settings_changes(earlier: Mapping[str, Any], now: Mapping[str, Any]) -> str:
-  """The settings that differ, as "name: X then, Y now, ..." (sorted); "" when none do.
+  """The settings that differ, as "name: X then, Y now; ..." (sorted); "" when none do.
 
   A rerun that would mix outputs of other settings into a folder names what changed."""
   changed = sorted(k for k in earlier.keys() | now.keys() if earlier.get(k) != now.get(k))
-  return (", ".join(changed) + ": " if changed else "") + ", ".join(
-      f"{earlier.get(k)} then, {now.get(k)} now" for k in changed)
+  return "; ".join(f"{k}: {earlier.get(k)} then, {now.get(k)} now" for k in changed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import pathlib
+import re
 from typing import Any, Sequence
 
 import grain
@@ -176,10 +177,17 @@ def _step_dir(path: epath.PathLike) -> epath.Path:
   return steps[-1][1]
 
 
-def _reason(error: Exception) -> str:
-  """One line for an error raised deep inside Orbax or TensorStore."""
+def _reason(error: BaseException) -> str:
+  """One line for an error raised deep inside Orbax or TensorStore: that of its first cause,
+  less TensorStore's spec (Orbax wraps a failed read in a line ending in the repr of a bound
+  method of the TensorStore; the cause says what was wrong with which file). A long one keeps
+  its ends: TensorStore's most specific words come last."""
+  while error.__cause__ is not None:
+    error = error.__cause__
   lines = str(error).strip().splitlines()
-  return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
+  line = re.sub(r"\s*\[tensorstore_spec\b.*", "", lines[0] if lines else "")
+  reason = f"{type(error).__name__}: {line}"
+  return reason if len(reason) <= 400 else f"{reason[:150]} ... {reason[-250:]}"
 
 
 def _check_model_config(config: Any, where: epath.Path) -> None:

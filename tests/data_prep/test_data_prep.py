@@ -87,11 +87,11 @@ def test_rerun_is_a_no_op(shards_dir):
 def test_other_settings_on_an_existing_dataset_are_refused(shards_dir):
   list_file = shards_dir.parent / "photos.txt"
   result = run_data_prep(list_file, shards_dir, "--patches_per_photo=2", "--val_fraction=0.25",
-                         "--photos_per_shard=12", "--processes=2")
+                         "--num_shards=2", "--processes=2")
   assert result.returncode == 2
-  assert result.stderr.splitlines()[-1].startswith(f"error: {shards_dir} holds shards written "
-                                                   "with other settings")
-  assert "patches_per_photo" in result.stderr
+  assert result.stderr.splitlines()[-1] == (
+      f"error: {shards_dir} holds shards written with other settings (num_shards: 3 then, 2 now; "
+      "patches_per_photo: 4 then, 2 now); use a new --out")
 
 
 def test_two_workers_write_the_same_records_as_one(tmp_path):

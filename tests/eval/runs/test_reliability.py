@@ -148,7 +148,7 @@ def test_names_too_long_to_store_are_bounded_and_distinct(two_runs):
   assert stems[LONG] == results_lib.storage_name(LONG)
   assert stems[files.display_name(NON_UTF8)] == results_lib.storage_name(NON_UTF8)
   # Escaping is injective: a name that looks like an escape is escaped itself.
-  assert results_lib.storage_name("a%2Fb") == "a%252Fb" != results_lib.storage_name("a/b")
+  assert results_lib.storage_name("a%2fb") == "a%252fb" != results_lib.storage_name("a/b")
   assert results_lib.storage_name("b" * 120) == "b" * 120  # Up to 120 bytes, names stay whole.
 
 
