@@ -161,9 +161,11 @@ def test_prep_exits_1_when_some_photos_are_skipped_and_2_when_all_are(tmp_path):
   assert some.returncode == 1, some.stderr[-2000:]
   assert "1 photos in 1 shards (train: 1), 1 inputs skipped" in some.stdout
   lines = text_lines(some.stderr)
-  assert len(lines) == 2, some.stderr
+  assert len(lines) == 3, some.stderr
   assert lines[0].startswith(f"warning: skipped {mixed / 'truncated.jpg'}: ")
   assert lines[1] == "worker 0 wrote 1 of its 1 shards"
+  # One camera model: the default --val_fraction holds none out, and prep says so.
+  assert lines[2].startswith("warning: no camera model held out for validation")
   none = run_cli("prep", f"--photos={broken}", f"--out={tmp_path / 'none'}", *flags)
   assert none.returncode == 2, none.stderr[-2000:]
   assert text_lines(none.stderr)[-1] == "error: no input could be used (1 skipped)"
