@@ -28,7 +28,8 @@ _MODEL = flags.DEFINE_string("model", None, "The model folder to calibrate (an e
                              required=True)
 _IMAGES = flags.DEFINE_multi_string("images", [], "A validation set's images.")
 _MASKS = flags.DEFINE_multi_string("masks", [], "Its masks (authentic images have none).")
-_EVAL_OUT = flags.DEFINE_multi_string("eval_out", [], "Its `exif-jax eval` OUT, of this model.")
+_EVAL_OUT = flags.DEFINE_multi_string("eval_out", [], "Its `exif-jax eval` OUT, of this model; "
+                                      "its folder name names the set in calibration.json.")
 _MAX_FPR = flags.DEFINE_float("max_false_positive_rate", 0.05, "Share of authentic validation "
                               "images that may be called spliced.", lower_bound=0, upper_bound=1)
 _MAX_MISSED = flags.DEFINE_float("max_missed_rate", 0.05, "Share of spliced validation images "
@@ -76,7 +77,9 @@ def main(argv):
   validation, pixels = {}, []
   try:
     for images, masks, out in sets:
-      validation[str(out)], set_pixels = _read_set(images, masks, out, model_sha256)
+      if out.name in validation:
+        raise ValueError(f"{out}: two validation sets named {out.name!r}; give distinct names")
+      validation[out.name], set_pixels = _read_set(images, masks, out, model_sha256)
       pixels += set_pixels
     fitted = calibration.fit(validation, *calibration.best_pixel_threshold(pixels),
                              max_false_positive_rate=_MAX_FPR.value,
