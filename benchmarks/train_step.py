@@ -81,19 +81,23 @@ def main():
   parser.add_argument("--batch_resnet50", type=int, default=8)
   parser.add_argument("--steps", type=int, default=5)
   parser.add_argument("--patches_per_photo", type=int, default=4)
+  parser.add_argument("--configs", default="cpu,cpu_noise_residuals,cpu_all_pairs,exif_resnet50",
+                      help="Comma-separated rows to measure.")
   args = parser.parse_args()
   peak = common.matmul_peak_flops()
   resnet50 = exif_resnet50.get_config()
   resnet50.train.batch_size = args.batch_resnet50
   if jax.default_backend() == "cpu":
     resnet50.model.dtype = "float32"  # bfloat16 matmuls are emulated on most CPUs.
+  rows = {"cpu": cpu_config, "cpu_noise_residuals": lambda: cpu_config(noise_residuals=True),
+          "cpu_all_pairs": lambda: cpu_all_pairs_config(args.patches_per_photo),
+          "exif_resnet50": lambda: resnet50}
   result = {"device": jax.devices()[0].device_kind, "num_devices": jax.device_count(),
-            "matmul_peak_flops_per_s": peak,
-            "cpu": measure(cpu_config(), args.steps, peak),
-            "cpu_noise_residuals": measure(cpu_config(noise_residuals=True), args.steps, peak),
-            "cpu_all_pairs": measure(cpu_all_pairs_config(args.patches_per_photo), args.steps,
-                                     peak),
-            "exif_resnet50": measure(resnet50, args.steps, peak)}
+            "matmul_peak_flops_per_s": peak}
+  for name in args.configs.split(","):
+    if name not in rows:
+      parser.error(f"--configs: unknown row {name!r}; rows: {', '.join(rows)}")
+    result[name] = measure(rows[name](), args.steps, peak)
   print(json.dumps(result, indent=1))
 
 
