@@ -33,11 +33,11 @@ def display_name(path: str | os.PathLike) -> str:
   return _CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def check_out_folder(out: str) -> None:
-  """ValueError naming --out when `out` cannot be (or become) an output folder: empty (which
+def check_out_folder(out: str, flag: str = "--out", purpose: str = "an output folder") -> None:
+  """ValueError naming `flag` when `out` cannot be (or become) an output folder: empty (which
   would write into the current folder), a file, or under a file. Writes nothing."""
   if not out:
-    raise ValueError("--out is empty: give an output folder")
+    raise ValueError(f"{flag} is empty: give {purpose}")
   if "://" in out:  # Object stores have no files in the way of a folder.
     return
   path = pathlib.Path(out)
@@ -45,7 +45,7 @@ def check_out_folder(out: str) -> None:
     if folder.is_dir():
       return
     if os.path.lexists(folder):
-      raise ValueError(f"--out {display_name(path)}: " + (
+      raise ValueError(f"{flag} {display_name(path)}: " + (
           "not a folder" if folder == path else f"{display_name(folder)} is not a folder"))
 
 
