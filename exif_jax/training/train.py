@@ -350,11 +350,23 @@ def _dataset_photos(data_dir: str) -> collections.Counter:
   return photos
 
 
+def _check_resume(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Refuses a rerun that changes what the workdir's checkpoints hold
+  (checkpointing.RESUME_FIELDS, against its config.json)."""
+  path = epath.Path(workdir) / RUN_CONFIG
+  if path.exists():
+    try:
+      checkpointing.check_compatible(json.loads(path.read_text()), config,
+                                     checkpointing.RESUME_FIELDS)
+    except ValueError as e:
+      raise RunRefused(f"{path}: {e}") from None
+
+
 def _checked_run(config: ml_collections.ConfigDict, workdir: str
                  ) -> tuple[ml_collections.ConfigDict, collections.Counter]:
-  """(config with its derived fields, photos per split) once every setting, the workdir, the
-  data and stage 2's init_from are usable: a refusal comes before the workdir is made or JAX
-  holds anything."""
+  """(config with its derived fields, photos per split) once every setting, the workdir (and
+  the config.json of a rerun), the data and stage 2's init_from are usable: a refusal comes
+  before the workdir is made or JAX holds anything."""
   _check_config(config)
   try:
     files.check_out_folder(workdir, "--workdir", "a run folder")
@@ -365,6 +377,7 @@ def _checked_run(config: ml_collections.ConfigDict, workdir: str
     config = with_derived_fields(config)
   except ValueError as e:
     raise RunRefused(str(e)) from None
+  _check_resume(workdir, config)
   if config.stage == "classifier":
     try:
       checkpointing.check_compatible(
@@ -372,20 +385,6 @@ def _checked_run(config: ml_collections.ConfigDict, workdir: str
     except (OSError, ValueError) as e:  # No checkpoint there, a broken one, another model's.
       raise RunRefused(f"config.init_from={config.init_from}: {e}") from None
   return config, photos
-
-
-def _write_run_config(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
-  """WORKDIR/config.json, the resolved config; refuses a rerun that changes what the
-  checkpoints hold (checkpointing.RESUME_FIELDS) before anything is built."""
-  path = workdir / RUN_CONFIG
-  if path.exists():
-    try:
-      checkpointing.check_compatible(json.loads(path.read_text()), config,
-                                     checkpointing.RESUME_FIELDS)
-    except ValueError as e:
-      raise RunRefused(f"{path}: {e}") from None
-  if jax.process_index() == 0:
-    files.write_json(path, config.to_dict())
 
 
 def _say(line: str) -> None:
@@ -433,7 +432,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       raise RunRefused(f"config.{section}.batch_size: {e}") from None
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  _write_run_config(workdir, config)
+  if jax.process_index() == 0:
+    files.write_json(workdir / RUN_CONFIG, config.to_dict())
   _say(_summary(config, mesh, photos))
   validating = photos["val"] > 0
   if not validating:
