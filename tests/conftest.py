@@ -63,9 +63,11 @@ def run_module(module, *args, status=0):
   return result
 
 
-def train_command(workdir: pathlib.Path, shards: pathlib.Path, *flags: str) -> list[str]:
-  """`python -m exif_jax.main` with the tiny config on `shards`, as a user would run it."""
-  return [sys.executable, "-m", "exif_jax.main", "--config", "configs/tiny.py",
+def train_command(workdir: pathlib.Path, shards: pathlib.Path, *flags: str,
+                  config: str = "configs/tiny.py") -> list[str]:
+  """`python -m exif_jax.main` with the tiny config (unless told) on `shards`, as a user would
+  run it."""
+  return [sys.executable, "-m", "exif_jax.main", "--config", config,
           "--workdir", str(workdir), f"--config.data.data_dir={shards}", *flags]
 
 

@@ -11,6 +11,8 @@ import functools
 import logging
 import os
 import pathlib
+import re
+import runpy
 import sys
 import traceback
 import warnings
@@ -19,6 +21,8 @@ from typing import Callable, NoReturn, Sequence
 from absl import app
 from absl import flags
 from absl import logging as absl_logging
+import ml_collections
+from ml_collections.config_flags import config_flags
 from tqdm import tqdm
 
 from exif_jax.cli import ctrl_c
@@ -99,12 +103,75 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
 
 def _parse_flags(argv: list[str]) -> list[str]:
   try:
-    return flags.FLAGS(argv)
+    remaining = flags.FLAGS(argv)
   except flags.Error as e:
-    _print_error(f"{e} (--help lists the flags)")
-    sys.exit(USAGE_OR_NOTHING_DONE)
+    _usage_error(f"{e} (--help lists the flags)")
   except SystemExit as e:  # absl's --help and --helpfull exit 1; asked-for help is no failure.
     sys.exit(OK if e.code == 1 else e.code)
+  except Exception:  # pylint: disable=broad-except
+    # Only a config file flag runs code while flags are parsed: the user's file, and the
+    # look-up of each --NAME.a.b field in its config, which raise errors of any type.
+    message = _config_file_error(argv)
+    if message is None:
+      raise
+    _usage_error(message)
+  # A config file flag defers a missing file's error to the config's first use.
+  if any(flags.FLAGS[name].present
+         and not isinstance(flags.FLAGS[name].value, ml_collections.ConfigDict)
+         for name in _config_file_flags()):
+    message = _config_file_error(argv)
+    if message:
+      _usage_error(message)
+  return remaining
+
+
+def _config_file_error(argv: Sequence[str]) -> str | None:
+  """What keeps a config file flag's config from loading, in one line naming the file or the
+  --NAME.a.b field that is not in it; None when nothing does."""
+  for name in _config_file_flags():
+    given = _flag_value(argv, name)
+    if not given:
+      continue
+    path, *arguments = given.split(":", 1)  # FILE:ARGUMENT, as config_flags reads it.
+    if not os.path.isfile(path):
+      return f"--{name} {path}: no such file"
+    try:
+      module = runpy.run_path(path)
+      config = module["get_config"](*arguments) if "get_config" in module else None
+    except Exception as e:  # pylint: disable=broad-except  # The user's code.
+      return f"--{name} {path}: not a config file ({type(e).__name__}: {e})".splitlines()[0]
+    if not isinstance(config, ml_collections.ConfigDict):
+      return f"--{name} {path}: not a config file (no get_config() that returns a ConfigDict)"
+    for arg in argv:
+      field = re.match(rf"--?(?:no)?{name}\.([^=]+)", arg)
+      if field and not _has_field(config, field.group(1)):
+        return f"--{name}.{field.group(1)}: no such field in the config of {path}"
+  return None
+
+
+def _config_file_flags() -> list[str]:
+  """The names of the flags defined by config_flags.DEFINE_config_file."""
+  return [name for name in flags.FLAGS
+          if isinstance(flags.FLAGS[name].parser, config_flags.ConfigFileFlagParser)]
+
+
+def _flag_value(argv: Sequence[str], name: str) -> str | None:
+  """The last value given to --NAME, as --NAME=VALUE or --NAME VALUE."""
+  value = None
+  for i, arg in enumerate(argv):
+    if arg.startswith((f"--{name}=", f"-{name}=")):
+      value = arg.partition("=")[2]
+    elif arg in (f"--{name}", f"-{name}") and i + 1 < len(argv):
+      value = argv[i + 1]
+  return value
+
+
+def _has_field(config: ml_collections.ConfigDict, field: str) -> bool:
+  for key in field.split("."):
+    if not isinstance(config, ml_collections.ConfigDict) or key not in config:
+      return False
+    config = config[key]
+  return True
 
 
 def _run_main(main: Callable[[list[str]], int | None], argv: list[str]) -> int | None:
@@ -147,6 +214,11 @@ def _quiet_posts_to_closed_loops(hook):
 
 def _print_error(message: str) -> None:
   print(f"error: {message}", file=sys.stderr)
+
+
+def _usage_error(message: str) -> NoReturn:
+  _print_error(message)
+  sys.exit(USAGE_OR_NOTHING_DONE)
 
 
 class _ProjectLines(logging.Handler):

@@ -42,11 +42,11 @@ def _escape(match: re.Match) -> str:
   return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def check_out_folder(out: str) -> None:
-  """ValueError naming --out when `out` cannot be (or become) an output folder: empty (which
+def check_out_folder(out: str, flag: str = "--out", purpose: str = "an output folder") -> None:
+  """ValueError naming `flag` when `out` cannot be (or become) an output folder: empty (which
   would write into the current folder), a file, or under a file. Writes nothing."""
   if not out:
-    raise ValueError("--out is empty: give an output folder")
+    raise ValueError(f"{flag} is empty: give {purpose}")
   if "://" in out:  # Object stores have no files in the way of a folder.
     return
   path = pathlib.Path(out)
@@ -54,7 +54,7 @@ def check_out_folder(out: str) -> None:
     if folder.is_dir():
       return
     if os.path.lexists(folder):
-      raise ValueError(f"--out {display_name(path)}: " + (
+      raise ValueError(f"{flag} {display_name(path)}: " + (
           "not a folder" if folder == path else f"{display_name(folder)} is not a folder"))
 
 

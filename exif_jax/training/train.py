@@ -305,6 +305,14 @@ def _profile_steps(config: ml_collections.ConfigDict) -> tuple[int, int] | None:
 
 
 def _check_config(config: ml_collections.ConfigDict) -> None:
+  counts = {"train.steps": config.train.steps, "train.batch_size": config.train.batch_size,
+            "eval.batch_size": config.eval.batch_size}
+  for name, value in counts.items():
+    if value < 1:
+      raise RunRefused(f"config.{name}={value}: expected at least 1")
+  if not (math.isfinite(config.train.learning_rate) and config.train.learning_rate > 0):
+    raise RunRefused(f"config.train.learning_rate={config.train.learning_rate}: expected a "
+                     "finite number above 0")
   try:
     all_pairs.check_config(config)
   except ValueError as e:
@@ -328,18 +336,55 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
   _profile_steps(config)
 
 
-def _write_run_config(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
-  """WORKDIR/config.json, the resolved config; refuses a rerun that changes what the
-  checkpoints hold (checkpointing.RESUME_FIELDS) before anything is built."""
-  path = workdir / RUN_CONFIG
+def _dataset_photos(data_dir: str) -> collections.Counter:
+  """Photos per split of a dataset data_prep completed; refuses one without training photos."""
+  if not data_dir:
+    raise RunRefused("config.data.data_dir is empty: give a dataset folder written by data_prep")
+  try:
+    photos = collections.Counter(photo.split for photo in records.photo_index(data_dir)[0])
+    records.load_dataset_info(data_dir)
+  except (OSError, ValueError) as e:  # No folder, no dataset_info.json, an unreadable index.
+    raise RunRefused(f"config.data.data_dir: {e}") from None
+  if not photos["train"]:
+    raise RunRefused(f"config.data.data_dir={data_dir}: no training photos")
+  return photos
+
+
+def _check_resume(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Refuses a rerun that changes what the workdir's checkpoints hold
+  (checkpointing.RESUME_FIELDS, against its config.json)."""
+  path = epath.Path(workdir) / RUN_CONFIG
   if path.exists():
     try:
       checkpointing.check_compatible(json.loads(path.read_text()), config,
                                      checkpointing.RESUME_FIELDS)
     except ValueError as e:
       raise RunRefused(f"{path}: {e}") from None
-  if jax.process_index() == 0:
-    files.write_json(path, config.to_dict())
+
+
+def _checked_run(config: ml_collections.ConfigDict, workdir: str
+                 ) -> tuple[ml_collections.ConfigDict, collections.Counter]:
+  """(config with its derived fields, photos per split) once every setting, the workdir (and
+  the config.json of a rerun), the data and stage 2's init_from are usable: a refusal comes
+  before the workdir is made or JAX holds anything."""
+  _check_config(config)
+  try:
+    files.check_out_folder(workdir, "--workdir", "a run folder")
+  except ValueError as e:
+    raise RunRefused(str(e)) from None
+  photos = _dataset_photos(config.data.data_dir)
+  try:
+    config = with_derived_fields(config)
+  except ValueError as e:
+    raise RunRefused(str(e)) from None
+  _check_resume(workdir, config)
+  if config.stage == "classifier":
+    try:
+      checkpointing.check_compatible(
+          checkpointing.restore_config(config.init_from).to_dict(), config)
+    except (OSError, ValueError) as e:  # No checkpoint there, a broken one, another model's.
+      raise RunRefused(f"config.init_from={config.init_from}: {e}") from None
+  return config, photos
 
 
 def _say(line: str) -> None:
@@ -348,9 +393,8 @@ def _say(line: str) -> None:
     tqdm.write(line)
 
 
-def _summary(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> str:
-  photos = collections.Counter(
-      photo.split for photo in records.photo_index(config.data.data_dir)[0])
+def _summary(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
+             photos: collections.Counter) -> str:
   batch = config.train.batch_size
   return (f"{jax.device_count()} {jax.devices()[0].platform} devices on {jax.process_count()} "
           f"hosts, mesh {dict(mesh.shape)}; batch {batch} global, {batch // mesh.size} per "
@@ -366,7 +410,7 @@ def _use_compilation_cache(path: str) -> None:
 
 def _restore_stage_one(config: ml_collections.ConfigDict,
                        model: models.ExifConsistencyModel) -> None:
-  checkpointing.check_compatible(checkpointing.restore_config(config.init_from).to_dict(), config)
+  """Its config was checked by _checked_run."""
   checkpointing.restore(config.init_from, model)
   logging.info("stage 2 starts from %s", config.init_from)
 
@@ -374,20 +418,27 @@ def _restore_stage_one(config: ml_collections.ConfigDict,
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                        ) -> models.ExifConsistencyModel:
   """Runs (or resumes) training to config.train.steps; returns the model in eval mode."""
-  _check_config(config)
-  config = with_derived_fields(config)
+  config, photos = _checked_run(config, workdir)
   # --- Set-up.
   sharding.initialize(config)
   if not jax.distributed.is_initialized():  # Else JAX's preemption service takes SIGTERM.
     sigterm.install()
   _use_compilation_cache(config.compilation_cache_dir)
+  mesh = sharding.make_mesh()
+  for section in ("train", "eval"):
+    try:
+      sharding.check_batch_size(config[section].batch_size, mesh)
+    except ValueError as e:
+      raise RunRefused(f"config.{section}.batch_size: {e}") from None
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  _write_run_config(workdir, config)
-  mesh = sharding.make_mesh()
-  for batch_size in (config.train.batch_size, config.eval.batch_size):
-    sharding.check_batch_size(batch_size, mesh)
-  _say(_summary(config, mesh))
+  if jax.process_index() == 0:
+    files.write_json(workdir / RUN_CONFIG, config.to_dict())
+  _say(_summary(config, mesh, photos))
+  validating = photos["val"] > 0
+  if not validating:
+    _say(f"no validation photos in {config.data.data_dir} (its val split is empty): training "
+         "without validation")
   model, optimizer = create_train_state(config, mesh)
   train_iter = iter(all_pairs.training_dataset(
       config, seed=config.seed, global_batch_size=config.train.batch_size,
@@ -420,7 +471,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
         if unchecked:
           monitor.step_done(*unchecked)
         unchecked = step, metrics
-        evaluating = step % config.eval.every == 0 or step == steps
+        evaluating = validating and (step % config.eval.every == 0 or step == steps)
         # Every host asks at every step: JAX's preemption service picks the same one for all.
         preempted = mngr.reached_preemption(step) or sigterm.received()
         saving = step % config.train.checkpoint_every == 0 or step == steps or preempted
