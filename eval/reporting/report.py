@@ -9,19 +9,28 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import pathlib
 from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
+from PIL import ImageDraw
+from PIL import ImageFilter
+from PIL import ImageFont
 
-from eval.localization import maps
+from eval.reporting import attribute_groups
+from eval.reporting import header
 from exif_jax.data import exif_attrs
 from exif_jax.data import files
 
 THUMBNAIL = 384
 THUMBNAIL_QUALITY = 90  # OUT/thumbs are JPEGs: the input's look, not its pixels, is kept.
 ROBUSTNESS_CHART = "robustness.png"  # Written by eval.runs.robustness; shown when OUT has it.
+METRICS = "metrics.json"  # Written by eval.runs.summary when masks are known.
+TRUTH = "truth"  # OUT/truth/<name>.png: an image's ground-truth mask at the thumbnail's size.
+NUM_ATTRIBUTE_MAPS = 6
+MAP_OUTLINE, TRUTH_OUTLINE = (0, 229, 255), (255, 0, 200)  # Cyan, magenta: seen on any photo.
 # A perceptual dark-to-bright ramp (black, purple, orange, yellow): high = inconsistent.
 _RAMP = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]],
                  np.float32)
@@ -59,10 +68,14 @@ def _data_uri(png: bytes) -> str:
   return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def _png_data_uri(pixels: np.ndarray) -> str:
+def _png(image: Image.Image) -> bytes:
   buffer = io.BytesIO()
-  Image.fromarray(thumbnail(pixels)).save(buffer, format="PNG")
-  return _data_uri(buffer.getvalue())
+  image.save(buffer, format="PNG")
+  return buffer.getvalue()
+
+
+def _png_data_uri(pixels: np.ndarray) -> str:
+  return _data_uri(_png(Image.fromarray(thumbnail(pixels))))
 
 
 def _figure(pixels: np.ndarray, caption: str) -> str:
@@ -70,30 +83,88 @@ def _figure(pixels: np.ndarray, caption: str) -> str:
           f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
-def _panels(out: pathlib.Path, record: dict[str, Any]) -> list[str]:
+def colour_bar() -> Image.Image:
+  """The maps' one scale, 0 to 1, with its ends named: every map of a page is read on it."""
+  width, left, bar = 420, 12, 18
+  image = Image.new("RGB", (width, bar + 26), (250, 250, 250))
+  ramp = heatmap_rgb(np.linspace(0, 1, width - 2 * left))
+  image.paste(Image.fromarray(np.repeat(ramp[None], bar, axis=0)), (left, 2))
+  draw = ImageDraw.Draw(image)
+  font = ImageFont.load_default(size=14)
+  for x, label, anchor in ((left, "0 consistent", "lt"), (width // 2, "0.5", "mt"),
+                           (width - left, "1 inconsistent", "rt")):
+    draw.text((x, bar + 6), label, fill=(40, 40, 40), font=font, anchor=anchor)
+  return image
+
+
+def outlined(photo: np.ndarray, region: np.ndarray, colour: tuple[int, int, int]
+             ) -> np.ndarray:
+  """The photo with the border of `region` (bool, any size: resized to the photo) drawn
+  about 2 px wide; a region that reaches the photo's edge is closed along it."""
+  mask = Image.fromarray(np.pad(region, 1).astype(np.uint8) * 255).resize(
+      (photo.shape[1] + 2, photo.shape[0] + 2), Image.NEAREST)
+  edge = (np.asarray(mask.filter(ImageFilter.MaxFilter(3)))
+          != np.asarray(mask.filter(ImageFilter.MinFilter(3))))[1:-1, 1:-1]
+  drawn = photo.copy()
+  drawn[edge] = colour
+  return drawn
+
+
+def _map_panels(original: np.ndarray, heat: np.ndarray, threshold: float) -> list[str]:
+  """The map over the photo on the fixed scale, and its mask outlined on the photo."""
+  heat_rgb = np.asarray(Image.fromarray(heatmap_rgb(heat)).resize(original.shape[1::-1]))
+  overlay = (0.45 * original + 0.55 * heat_rgb).astype(np.uint8)
+  region = heat >= threshold
+  mask_caption = (f"map at or above {threshold:.2f}, outlined" if region.any()
+                  else f"no pixel at or above {threshold:.2f}")
+  return [_figure(overlay, f"map (0-1 scale; from {heat.min():.2f} to {heat.max():.2f})"),
+          _figure(outlined(original, region, MAP_OUTLINE), mask_caption)]
+
+
+def _caption(name: str) -> str:
+  """An attribute's plain name, then its tag for whoever knows EXIF."""
+  plain = attribute_groups.plain_name(name)
+  return plain if plain == name else f"{plain} ({name})"
+
+
+def _attribute_panels(out: pathlib.Path, stem: str, shown: Sequence[str]) -> str:
+  """The NUM_ATTRIBUTE_MAPS maps of `shown` that vary most over this image, by group."""
+  attr_file = out / "attr_maps" / f"{stem}.npz"
+  if not (shown and attr_file.exists()):
+    return ""
+  attribute_maps = np.load(attr_file)["maps"]
+  spread = {name: float(attribute_maps[exif_attrs.INDEX[name]].std()) for name in shown}
+  varying = sorted(shown, key=lambda name: -spread[name])[:NUM_ATTRIBUTE_MAPS]
+  groups = "".join(
+      f'<div class="group"><h3>{html.escape(group)}</h3><div class="panels">'
+      + "".join(_figure(heatmap_rgb(attribute_maps[exif_attrs.INDEX[name]]), _caption(name))
+                for name in names)
+      + "</div></div>"
+      for group, names in attribute_groups.by_group(
+          sorted(varying, key=exif_attrs.INDEX.get)).items())
+  return f'<div class="attributes">{groups}</div>'
+
+
+def _panels(out: pathlib.Path, record: dict[str, Any], threshold: float) -> list[str]:
   stem = record["stem"]  # A storage name: one path component, never a path from elsewhere.
   with Image.open(out / "thumbs" / f"{stem}.jpg") as thumb:
     original = np.asarray(thumb.convert("RGB"))
-  heat = np.load(out / "maps" / f"{stem}.npy")
-  heat_rgb = np.asarray(Image.fromarray(heatmap_rgb(maps.stretched(heat))).resize(
-      original.shape[1::-1]))
-  overlay = (0.45 * original + 0.55 * heat_rgb).astype(np.uint8)
-  caption = f"heatmap overlay (colours span {heat.min():.2f} to {heat.max():.2f})"
-  panels = [_figure(original, "original"), _figure(overlay, caption),
-            _figure(((heat > 0.5) * 255).astype(np.uint8), "mask at 0.5")]
+  panels = [_figure(original, "original"),
+            *_map_panels(original, np.load(out / "maps" / f"{stem}.npy"), threshold)]
+  truth = out / TRUTH / f"{stem}.png"
+  if truth.exists():
+    with Image.open(truth) as mask:
+      panels.append(_figure(outlined(original, np.asarray(mask) > 0, TRUTH_OUTLINE),
+                            "ground truth, outlined"))
   ncuts = out / "ncuts" / f"{stem}.npy"
   if ncuts.exists():
-    panels.append(_figure(((np.load(ncuts) > 0.5) * 255).astype(np.uint8), "normalized cuts"))
-  attr_file = out / "attr_maps" / f"{stem}.npz"
-  if attr_file.exists():
-    attribute_maps = np.load(attr_file)["maps"]
-    for name in record["separating"]:
-      if name in exif_attrs.INDEX:
-        panels.append(_figure(heatmap_rgb(attribute_maps[exif_attrs.INDEX[name]]), name))
+    panels.append(_figure(outlined(original, np.load(ncuts) > 0.5, MAP_OUTLINE),
+                          "normalized cuts segment, outlined"))
   return panels
 
 
-def _section(out: pathlib.Path, record: dict[str, Any]) -> str:
+def _section(out: pathlib.Path, record: dict[str, Any], threshold: float,
+             shown: Sequence[str]) -> str:
   heading = (f'<section id="{html.escape(record["stem"])}"><h2>{html.escape(record["name"])}'
              f'</h2><p class="image">{html.escape(record["image"])}</p>')
   if "error" in record:
@@ -101,10 +172,26 @@ def _section(out: pathlib.Path, record: dict[str, Any]) -> str:
   facts = f"score {record['score']:.3f} &middot; {html.escape(record['verdict'])}"
   if record["no_signal"]:
     facts += " &middot; no signal: every patch looks alike, nothing to localize"
+  if record.get("spliced") is not None:
+    facts += f" &middot; ground truth: {'spliced' if record['spliced'] else 'authentic'}"
   if "metrics" in record:
     facts += f" &middot; p-AP {record['metrics']['p-ap']:.3f}"
   return (f'{heading}<p>{facts}</p>'
-          f'<div class="panels">{"".join(_panels(out, record))}</div></section>')
+          f'<div class="panels">{"".join(_panels(out, record, threshold))}</div>'
+          f'{_attribute_panels(out, record["stem"], shown)}</section>')
+
+
+def _attribute_rule(settings: dict[str, Any], validation: dict[str, Any] | None,
+                    shown: Sequence[str]) -> str:
+  """Which attribute maps the page shows and why, or why it shows none."""
+  if settings.get("method") == "noise" or not settings.get("attribute_maps"):
+    return ""
+  if not validation:
+    return ("<p>No attribute maps: without the model's validation.json nothing says which "
+            "attributes it tells apart on camera models it never trained on.</p>")
+  return (f"<p>Attribute maps: per image, the {NUM_ATTRIBUTE_MAPS} that vary most over it, "
+          f"among the {len(shown)} attributes the model tells apart on camera models it never "
+          f"trained on (validation AUC &ge; {attribute_groups.SHOWN_FROM_AUC}).</p>")
 
 
 def _provenance(settings: dict[str, Any]) -> str:
@@ -127,12 +214,24 @@ def _robustness(out: pathlib.Path) -> str:
           f'</section>')
 
 
+def _json(path: pathlib.Path) -> dict[str, Any]:
+  """A summary file of OUT, {} when there is none."""
+  return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def write(out: pathlib.Path, records: Sequence[dict[str, Any]], title: str,
           settings: dict[str, Any]) -> pathlib.Path:
-  """Writes OUT/report.html: an index sorted by score, then one section per image.
+  """Writes OUT/report.html: the header (model, verdict rule, scale, metrics), an index sorted
+  by score, then one section per image.
 
   `settings` (OUT/settings.json) is printed, so that a saved page names the model it shows.
   """
+  facts = _json(out / header.MODEL_FACTS)
+  validation = facts.get("validation")
+  shown = attribute_groups.told_apart(validation)
+  threshold = header.pixel_threshold(settings)
+  bar = (f'<img class="scale" src="{_data_uri(_png(colour_bar()))}" '
+         f'alt="colour scale: 0 consistent to 1 inconsistent">')
   ranked = sorted(records, key=lambda r: -r.get("score", -1.0))
   rows = "".join(
       f'<tr><td><a href="#{html.escape(r["stem"])}">{html.escape(r["name"])}</a></td>'
@@ -145,19 +244,19 @@ def write(out: pathlib.Path, records: Sequence[dict[str, Any]], title: str,
 body {{ font-family: system-ui, sans-serif; margin: 2em; background: #fafafa; }}
 table {{ border-collapse: collapse; }} td, th {{ padding: 2px 12px; border-bottom: 1px solid #ddd; }}
 .panels {{ display: flex; flex-wrap: wrap; gap: 8px; }}
-figure {{ margin: 0; }} figcaption {{ font-size: 90%; color: #444; }}
+figure {{ margin: 0; }} figcaption {{ font-size: 90%; color: #444; max-width: {THUMBNAIL}px; }}
 img {{ max-width: {THUMBNAIL}px; border: 1px solid #ccc; }}
-img.chart {{ max-width: 100%; }}
+img.chart {{ max-width: 100%; }} img.scale {{ border: none; }}
+h3 {{ font-size: 100%; margin: 8px 0 4px; }}
 .error {{ color: #a00; }} .image {{ color: #666; font-size: 90%; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>High (bright) = inconsistent with the image's dominant region. Each overlay spans its own
-map's range (printed under it); the mask is the map above 0.5. Score = mean of the map; above
-0.5 the image is called spliced.</p>
+{header.write(settings, facts, _json(out / METRICS) or None, bar)}
+{_attribute_rule(settings, validation, shown)}
 {_provenance(settings)}
 <table><tr><th>image</th><th>score</th><th>verdict</th></tr>{rows}</table>
 {_robustness(out)}
-{"".join(_section(out, r) for r in ranked)}
+{"".join(_section(out, r, threshold, shown) for r in ranked)}
 </body></html>
 """
   path = out / "report.html"

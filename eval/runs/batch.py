@@ -16,6 +16,7 @@ from tqdm import tqdm
 from eval import calibration as calibration_lib
 from eval.data import datasets
 from eval.localization import localizer as localizer_lib
+from eval.reporting import header
 from eval.runs import out_folder
 from eval.runs import pipeline
 from eval.runs import results
@@ -42,12 +43,14 @@ def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
         out: pathlib.Path, *, max_pixels: int = files.MAX_PIXELS,
         title: str = "exif-jax", input_settings: dict[str, Any] | None = None,
         split: workers.Split = workers.WHOLE_LIST,
-        calibration: calibration_lib.Calibration | None = None) -> list[dict[str, Any]]:
+        calibration: calibration_lib.Calibration | None = None,
+        model_facts: dict[str, Any] | None = None) -> list[dict[str, Any]]:
   """Localizes every example of this worker's share (`split`) not already done in `out`,
   then writes the summaries of all `examples` (summary.after_share); returns the share's records.
 
   `input_settings` (how the examples make their pixels, e.g. a perturbation) are recorded
   with the model's. Verdicts follow `calibration` (the model's), "uncalibrated" without one.
+  `model_facts` (what the report says of the model) go to OUT/model.json once OUT is claimed.
 
   Holds out_folder.locked(out) throughout; raises out_folder.OutError when another run holds
   it or `out` holds results of another model or other options.
@@ -60,6 +63,8 @@ def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
                  len(examples), len(whole_list))
   with out_folder.locked(out, split.index, split.num_workers):
     out_folder.claim(out, settings)
+    if model_facts is not None:
+      files.write_json(out / header.MODEL_FACTS, model_facts)
     (out / "results").mkdir(exist_ok=True)
     records = [results.earlier_result(e, out, max_pixels) for e in examples]
     todo = [i for i, record in enumerate(records) if record is None]

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import json
+import pathlib
 from typing import Any, Sequence
 
 import ml_collections
 from absl import app
 
 from eval import calibration as calibration_lib
+from eval import metrics
 from eval.data import datasets
 from eval.localization import camera_classifier
 from eval.localization import localizer as localizer_lib
@@ -23,6 +26,7 @@ from eval.runs import workers
 from exif_jax.cli import command
 from exif_jax.training import checkpointing
 from exif_jax.training import sharding
+from exif_jax.training import validate
 
 # A process whose images are done waits this long at exit for the others of its
 # jax.distributed job: shares of equal size can take very different times.
@@ -58,13 +62,13 @@ def run_batch(examples: list[datasets.Example], title: str,
     if not examples:  # Nothing to do: OUT stays as it was.
       raise command.NothingDone("no images to localize in the inputs given")
     split = worker_split()
-    localizer, calibration = make_localizer(), model_calibration()
+    localizer, calibration, facts = make_localizer(), model_calibration(), model_facts()
     if perturbations:
       return robustness.sweep(examples, localizer, out, perturbations,
                               max_pixels=shared_flags.MAX_PIXELS.value, title=title,
-                              calibration=calibration)
+                              calibration=calibration, model_facts=facts)
     return batch.run(examples, localizer, out, max_pixels=shared_flags.MAX_PIXELS.value,
-                     title=title, split=split, calibration=calibration)
+                     title=title, split=split, calibration=calibration, model_facts=facts)
   except out_folder.OutError as e:
     raise command.NothingDone(str(e)) from None
 
@@ -88,6 +92,28 @@ def model_calibration() -> calibration_lib.Calibration | None:
     return calibration_lib.load(paths[0])
   except ValueError as e:
     raise command.NothingDone(str(e)) from None
+
+
+def print_metrics(out: pathlib.Path) -> None:
+  """The main dataset metrics, once OUT/metrics.json is written (every image of the list
+  done, masks known)."""
+  path = out / "metrics.json"
+  if path.exists():
+    print(metrics.summary_table(json.loads(path.read_text())))
+
+
+def model_facts() -> dict[str, Any] | None:
+  """What the report says of the model (OUT/model.json): the stage, network and training
+  steps of the (first) checkpoint's config and, for one model, its validation.json; None for
+  the noise method. Read after make_localizer, which has checked the configs."""
+  if shared_flags.METHOD.value == "noise":
+    return None
+  paths = shared_flags.CHECKPOINT.value or [checkpointing.BUNDLED_MODEL]
+  config = checkpointing.restore_config(paths[0])
+  facts = {"stage": config.stage, "depth": config.model.depth, "width": config.model.width,
+           "steps": config.train.steps}
+  validation = validate.load(paths[0]) if len(paths) == 1 else None
+  return {**facts, "validation": validation} if validation else facts
 
 
 def make_localizer() -> (localizer_lib.Localizer | noise_method.NoiseLocalizer

@@ -49,6 +49,15 @@ def examples_from_paths(paths: Iterable[str | os.PathLike]) -> list[datasets.Exa
   return examples
 
 
+def with_masks(images: str | os.PathLike, masks: str | os.PathLike) -> list[datasets.Example]:
+  """A folder of images and one of their masks, matched by stem (datasets.folder_pair);
+  datasets.LayoutError when `masks` is no folder, which would make every image authentic."""
+  if not os.path.isdir(masks):
+    raise datasets.LayoutError(f"{files.display_name(os.fspath(masks))}: no such folder of "
+                               "masks")
+  return datasets.folder_pair(images, masks)
+
+
 def outside(examples: list[datasets.Example], out: pathlib.Path) -> list[datasets.Example]:
   """The examples whose image is not under OUT: a run's own maps and thumbnails never become
   inputs of the next run, however the inputs were given (e.g. `localize . --out out`)."""

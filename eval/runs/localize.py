@@ -1,9 +1,12 @@
 """exif-jax localize IMAGE_OR_DIR... --out OUT: heatmap, score and verdict per image.
 
 Uses the bundled model unless --checkpoint is given. Writes OUT/report.html (one
-self-contained page: original, heatmap overlay, 0.5-threshold mask, the per-attribute maps
-that separate the regions most; an index sorted by score), OUT/maps/*, OUT/scores.csv, and
-prints a table. A missing, unreadable, tiny or huge file is reported and the rest go on.
+self-contained page: what the model is and tells apart, then per image the original, the map
+on one fixed scale, its mask outlined, the attribute maps the model tells apart on held-out
+cameras; an index sorted by score), OUT/maps/*, OUT/scores.csv, and prints a table. With
+--masks DIR (one folder of images, masks matched by stem as `exif-jax eval` does) the report
+also outlines the ground truth and shows the metrics (OUT/metrics.json). A missing,
+unreadable, tiny or huge file is reported and the rest go on.
 """
 
 import os
@@ -12,6 +15,7 @@ import pathlib
 from absl import app
 from absl import flags
 
+from eval.data import datasets
 from eval.runs import inputs
 from eval.runs import shared_flags
 from exif_jax.cli import command
@@ -34,6 +38,17 @@ def table(records) -> str:
   return "\n".join(lines)
 
 
+def _examples(paths: list[str]) -> list[datasets.Example]:
+  if not shared_flags.MASKS.value:
+    return inputs.examples_from_paths(paths)
+  if len(paths) != 1 or not os.path.isdir(paths[0]):
+    raise app.UsageError("--masks matches masks to the images of one folder: give one folder")
+  try:
+    return inputs.with_masks(paths[0], shared_flags.MASKS.value)
+  except datasets.LayoutError as e:
+    raise command.NothingDone(str(e)) from None
+
+
 def main(argv):
   if len(argv) < 2:
     raise app.UsageError("give at least one image or folder")
@@ -42,10 +57,12 @@ def main(argv):
     raise command.NothingDone("no such file or folder: " + ", ".join(map(files.display_name,
                                                                          missing)))
   from eval.runs import cli_common  # pylint: disable=g-import-not-at-top  # JAX: not for --help.
-  records = cli_common.run_batch(inputs.examples_from_paths(argv[1:]), "exif-jax localize")
+  records = cli_common.run_batch(_examples(argv[1:]), "exif-jax localize")
   status = cli_common.exit_status(records)
+  out = pathlib.Path(shared_flags.OUT.value)
   print(table(records))
-  print(f"report: {files.display_name(pathlib.Path(shared_flags.OUT.value) / 'report.html')}")
+  cli_common.print_metrics(out)
+  print(f"report: {files.display_name(out / 'report.html')}")
   return status
 
 

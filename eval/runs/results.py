@@ -8,10 +8,12 @@ OUT/maps/<name>.png       8-bit heatmap of the same
 OUT/ncuts/<name>.npy      the Normalized Cuts segmentation (when asked)
 OUT/attr_maps/<name>.npz  the 83 per-attribute maps (when asked)
 OUT/thumbs/<name>.jpg     the input, at most report.THUMBNAIL px: the report never reads inputs
+OUT/truth/<name>.png      its ground-truth mask at the thumbnail's size (when known)
 OUT/results/<name>.json   per image: its input path and sha256, then score, verdict, metrics,
                           or the reason it has no map; written last. A rerun keeps a result
                           only when its input is unchanged, and retries every skip.
 OUT/settings.json         the model's sha256 and the options: a rerun with others is refused
+OUT/model.json            what the report says of the model: config and validation.json
 OUT/scores.csv, OUT/metrics.json (when masks are known), OUT/report.html
                           of the whole list: with several workers (see workers), written by
                           the one that completes it
@@ -84,12 +86,18 @@ def _save_image(path: pathlib.Path, image: Image.Image, image_format: str, **opt
 
 
 def save_outputs(out: pathlib.Path, name: str, image: np.ndarray,
-                  result: localizer_lib.Localization) -> None:
+                  result: localizer_lib.Localization, mask: np.ndarray | None = None) -> None:
+  """The image's files in OUT; its ground-truth `mask`, when known, at the thumbnail's size
+  for the report (which reads nothing but OUT)."""
   _save_array(out / "maps" / f"{name}.npy", result.map)
   _save_image(out / "maps" / f"{name}.png", report.heatmap_image(result.map), "PNG")
+  thumb = report.thumbnail(image)
   # JPEG: a photo's thumbnail encodes 70x faster than as a PNG, at a sixth of the size.
-  _save_image(out / "thumbs" / f"{name}.jpg", Image.fromarray(report.thumbnail(image)), "JPEG",
+  _save_image(out / "thumbs" / f"{name}.jpg", Image.fromarray(thumb), "JPEG",
               quality=report.THUMBNAIL_QUALITY)
+  if mask is not None:
+    _save_image(out / report.TRUTH / f"{name}.png",
+                Image.fromarray(mask).resize(thumb.shape[1::-1], Image.NEAREST), "PNG")
   if result.ncuts is not None:
     _save_array(out / "ncuts" / f"{name}.npy", result.ncuts.astype(np.float32))
   if result.attribute_maps is not None:
@@ -133,7 +141,7 @@ def write(example: datasets.Example, read: Read, outcome: localizer_lib.Localiza
     # A result that stays valid while its outputs change would let a run killed in between
     # show one input's map under another's score: it stops counting first.
     result.unlink(missing_ok=True)
-    save_outputs(out, read.record["stem"], read.image, outcome)
+    save_outputs(out, read.record["stem"], read.image, outcome, read.mask)
     record = {**read.record, "score": outcome.score, "no_signal": outcome.no_signal,
               "verdict": calibration_lib.verdict(calibration, outcome.score),
               "num_patches": outcome.num_patches, "separating": list(outcome.separating),

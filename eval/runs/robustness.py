@@ -43,20 +43,22 @@ def _metrics(out: pathlib.Path) -> dict[str, Any]:
 def sweep(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
           out: pathlib.Path, perturbations: Sequence[perturbations_lib.Perturbation], *,
           max_pixels: int, title: str,
-          calibration: calibration_lib.Calibration | None = None) -> list[dict[str, Any]]:
+          calibration: calibration_lib.Calibration | None = None,
+          model_facts: dict[str, Any] | None = None) -> list[dict[str, Any]]:
   """Evaluates `examples` as they are and at every perturbation; returns all the records.
 
   Raises out_folder.OutError as batch.run, for OUT or a level's folder.
   """
   unperturbed = batch.run(examples, localizer, out, max_pixels=max_pixels, title=title,
-                          calibration=calibration)
+                          calibration=calibration, model_facts=model_facts)
   records = list(unperturbed)
   for perturbation in perturbations:
     records += batch.run(
         [perturbations_lib.PerturbedExample.of(e, perturbation) for e in examples], localizer,
         level_folder(out, perturbation), max_pixels=max_pixels,
         title=f"{title}, {perturbation.name}",
-        input_settings={"perturbation": perturbation.settings}, calibration=calibration)
+        input_settings={"perturbation": perturbation.settings}, calibration=calibration,
+        model_facts=model_facts)
   table: dict[str, Any] = {"unperturbed": _metrics(out)}
   for perturbation in perturbations:
     table.setdefault(perturbation.kind, {})[f"{perturbation.level:g}"] = _metrics(

@@ -11,14 +11,11 @@ skipped. With --num_workers N --worker_index I (or --distributed), N processes o
 several hosts share the images and one --out; the last to finish writes the summaries.
 """
 
-import json
-import os
 import pathlib
 
 from absl import app
 from absl import flags
 
-from eval import metrics
 from eval.data import datasets
 from eval.runs import inputs
 from eval.runs import shared_flags
@@ -30,7 +27,6 @@ from exif_jax.data import files
 flags.adopt_module_key_flags(shared_flags)
 
 _IMAGES = flags.DEFINE_string("images", None, "Folder of images (with --masks: a benchmark).")
-_MASKS = flags.DEFINE_string("masks", None, "Folder of masks matched to --images by stem.")
 _DATASET = flags.DEFINE_enum("dataset", None, list(datasets.DATASETS), "Benchmark layout.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "The benchmark's folder, as downloaded.")
 _PERTURB = flags.DEFINE_multi_string(
@@ -48,10 +44,8 @@ def _examples() -> list[datasets.Example]:
     return datasets.load(_DATASET.value, _DATA_DIR.value)
   if not _IMAGES.value:
     raise app.UsageError("give --images DIR or --dataset NAME --data_dir DIR")
-  if _MASKS.value:
-    if not os.path.isdir(_MASKS.value):  # Else every image would count as authentic.
-      raise datasets.LayoutError(f"{_MASKS.value}: no such folder of masks")
-    return datasets.folder_pair(_IMAGES.value, _MASKS.value)
+  if shared_flags.MASKS.value:
+    return inputs.with_masks(_IMAGES.value, shared_flags.MASKS.value)
   return inputs.examples_from_paths([_IMAGES.value])
 
 
@@ -63,7 +57,7 @@ def main(argv):
     sweep = perturbations.parse(_PERTURB.value)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  if sweep and not (_MASKS.value or _DATASET.value):
+  if sweep and not (shared_flags.MASKS.value or _DATASET.value):
     raise app.UsageError("--perturb compares metrics: give --masks or --dataset")
   if sweep and cli_common.splits_images():
     raise app.UsageError("--perturb runs in one process: drop --num_workers and --distributed")
@@ -77,8 +71,7 @@ def main(argv):
   share = f"{len(records)} of " if cli_common.splits_images() else ""
   out = pathlib.Path(shared_flags.OUT.value)
   print(f"{share}{len(examples)} images{levels} -> {files.display_name(out)}")
-  if (out / "metrics.json").exists():  # Written once every image of the list is done.
-    print(metrics.summary_table(json.loads((out / "metrics.json").read_text())))
+  cli_common.print_metrics(out)
   return status
 
 

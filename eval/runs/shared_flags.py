@@ -23,6 +23,10 @@ NUM_PATCHES = flags.DEFINE_integer("num_patches", 500, "About this many patches 
                                    lower_bound=1)
 STRIDE = flags.DEFINE_integer("stride", None, "Patch grid stride (default: from num_patches).",
                               lower_bound=1)
+MASKS = flags.DEFINE_string(
+    "masks", None, "Folder of ground-truth masks (white = spliced) matched to the images by "
+    "stem; an image without one is authentic. The report outlines them beside the maps and "
+    "shows the metrics (metrics.json).")
 NCUTS = flags.DEFINE_bool("ncuts", False, "Also segment with Normalized Cuts.")
 ATTR_MAPS = flags.DEFINE_bool("attr_maps", True, "Write the 83 per-attribute maps.")
 PAIR_MEMORY_MB = flags.DEFINE_integer(

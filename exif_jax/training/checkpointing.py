@@ -163,7 +163,7 @@ def _abstract(state: nnx.State) -> Any:
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
 
 
-def _step_dir(path: epath.PathLike) -> epath.Path:
+def step_dir(path: epath.PathLike) -> epath.Path:
   """A step folder from a workdir, its checkpoints folder, or a step folder."""
   path = absolute(path)
   if (path / "model").exists() or (path / "config").exists():
@@ -222,7 +222,7 @@ def restore_config(path: epath.PathLike) -> ml_collections.ConfigDict:
   Raises CheckpointError when it is missing, unreadable, could not build a model, or sets an
   option this version no longer has (REMOVED_OPTIONS) to other than its old default.
   """
-  config_dir = _step_dir(path) / "config"
+  config_dir = step_dir(path) / "config"
   if not config_dir.is_dir():
     raise CheckpointError(f"{config_dir.parent}: no config/ folder; not a checkpoint step")
   try:
@@ -241,8 +241,8 @@ def restore(path: epath.PathLike, model: nnx.Module | None = None) -> nnx.Module
   given model keeps its arrays' shardings; a new one lives on this process's first device
   (each process of a jax.distributed job gets its own copy).
   """
-  step_dir = _step_dir(path)
-  config = restore_config(step_dir)
+  folder = step_dir(path)
+  config = restore_config(folder)
   if model is None:
     model = nnx.eval_shape(lambda: models.ExifConsistencyModel(
         config.model, rngs=nnx.Rngs(0)))
@@ -251,14 +251,14 @@ def restore(path: epath.PathLike, model: nnx.Module | None = None) -> nnx.Module
                           _abstract(nnx.state(model)))
   else:
     target = _abstract(nnx.state(model))
-  if not (step_dir / "model").is_dir():
-    raise CheckpointError(f"{step_dir}: no model/ folder; not a checkpoint step")
+  if not (folder / "model").is_dir():
+    raise CheckpointError(f"{folder}: no model/ folder; not a checkpoint step")
   try:
-    state = ocp.StandardCheckpointer().restore(step_dir / "model", target)
+    state = ocp.StandardCheckpointer().restore(folder / "model", target)
   except Exception as e:  # pylint: disable=broad-except  # Orbax, TensorStore, msgpack...
-    raise CheckpointError(f"{step_dir / 'model'}: unreadable or not this model's weights "
+    raise CheckpointError(f"{folder / 'model'}: unreadable or not this model's weights "
                           f"({_reason(e)})") from None
-  _check_finite(state, step_dir / "model")
+  _check_finite(state, folder / "model")
   nnx.update(model, state)
   model.eval()
   return model

@@ -191,7 +191,7 @@ def evaluate(eval_step: Callable, state: Any, config: ml_collections.ConfigDict,
   outputs = {key: np.concatenate([np.asarray(o[key]) for o in all_outputs])
              for key in all_outputs[0]}
   logits, labels = outputs["logits"], outputs["labels"]
-  results = {"val/loss": float(np.mean(losses))}
+  results = {"val/loss": float(np.mean(losses)), "val/num_pairs": len(labels)}
   if "named_classes" in outputs:
     # Top-1 over the patches of held-out cameras whose value the training photos have.
     for tag, predicted, classes in zip(config.model.named_exif_tags, outputs["named_predicted"].T,

@@ -17,7 +17,8 @@ ALLOWED = {
     "eval/localization": {"exif_jax/data", "exif_jax/models", "exif_jax/training",
                           "exif_jax/cli", "exif_jax"},
     "eval/data": {"exif_jax/data", "exif_jax/cli", "data_prep"},
-    "eval/reporting": {"eval/localization", "exif_jax/data", "exif_jax/cli", "data_prep"},
+    "eval/reporting": {"eval", "eval/localization", "exif_jax/data", "exif_jax/cli",
+                       "data_prep"},
     "eval": {"eval/localization", "eval/data", "exif_jax/data"},
     "configs": {"exif_jax/models"},
 }

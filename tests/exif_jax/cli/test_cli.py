@@ -38,7 +38,7 @@ def truncated_copy(source, target):
 def test_help_lists_every_subcommand_and_the_exit_statuses():
   result = run_cli("--help")
   assert result.returncode == 0
-  for name in ("prep", "train", "eval", "localize", "synth", "table", "convert-tf1"):
+  for name in ("prep", "train", "validate", "eval", "localize", "synth", "table", "convert-tf1"):
     assert f"  {name} " in result.stdout
   assert "Exit status: 0 every input was used; 1 some inputs were skipped" in result.stdout
 
