@@ -1,6 +1,6 @@
 """A detection decision with its measured error rates, instead of "score above 0.5".
 
-Thresholds on the detection score (the mean of the map) are fitted on validation splices
+Thresholds on the detection score (maps.detection_score) are fitted on validation splices
 between camera models the model never trained on and stored beside the model
 (MODEL/calibration.json) with the validation scores they came from, so that anyone can check
 the rates. A verdict is then one of:

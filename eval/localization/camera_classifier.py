@@ -97,5 +97,5 @@ class CameraLocalizer:
     else:
       heat = np.asarray(maps.patch_average(per_patch[None], coords, image.shape[:2],
                                            image.shape[:2])[0], np.float32)
-    return localizer_lib.Localization(map=np.clip(heat, 0, 1), score=float(heat.mean()),
+    return localizer_lib.Localization(map=np.clip(heat, 0, 1), score=maps.detection_score(heat),
                                       no_signal=agree, num_patches=len(coords))

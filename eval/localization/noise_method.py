@@ -78,5 +78,5 @@ class NoiseLocalizer:
     no_signal = bool(heat.max() - heat.min() <= 1e-4)
     if no_signal:
       heat = np.zeros_like(heat)
-    return localizer_lib.Localization(map=np.clip(heat, 0, 1), score=float(heat.mean()),
+    return localizer_lib.Localization(map=np.clip(heat, 0, 1), score=maps.detection_score(heat),
                                       no_signal=no_signal, num_patches=len(coords))

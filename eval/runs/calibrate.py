@@ -20,6 +20,7 @@ from absl import flags
 
 from eval import calibration
 from eval.data import datasets
+from eval.localization import maps
 from eval.runs import results
 from exif_jax.cli import command
 
@@ -60,10 +61,11 @@ def _read_set(images: str, masks: str, out: pathlib.Path, model_sha256: str
                        "this set first") from None
     if "score" not in record:
       continue  # Skipped by eval: its reason is in the record.
-    scores.append(record["score"])
+    heat = np.load(out / "maps" / f"{name}.npy")
+    scores.append(maps.detection_score(heat))  # Whatever score that evaluation recorded.
     labels.append(int(example.spliced))
     if example.spliced:
-      pixels.append((example.mask, np.load(out / "maps" / f"{name}.npy")))
+      pixels.append((example.mask, heat))
   return {"scores": scores, "labels": labels}, pixels
 
 

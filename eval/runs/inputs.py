@@ -61,5 +61,7 @@ def with_masks(images: str | os.PathLike, masks: str | os.PathLike) -> list[data
 def outside(examples: list[datasets.Example], out: pathlib.Path) -> list[datasets.Example]:
   """The examples whose image is not under OUT: a run's own maps and thumbnails never become
   inputs of the next run, however the inputs were given (e.g. `localize . --out out`)."""
-  root = out.resolve()
-  return [e for e in examples if not pathlib.Path(e.image_path).resolve().is_relative_to(root)]
+  # realpath, not Path.resolve: a symlink loop among the inputs is reported later, as such.
+  root = pathlib.Path(os.path.realpath(out))
+  return [e for e in examples
+          if not pathlib.Path(os.path.realpath(e.image_path)).is_relative_to(root)]

@@ -132,7 +132,8 @@ def test_localize_with_a_bad_input_exits_1_quietly_and_maps_the_good_one(tmp_pat
 
 def test_localize_with_no_usable_input_exits_2_with_one_error_line(tmp_path):
   out = tmp_path / "out"
-  result = run_cli("localize", str(tmp_path / "missing.jpg"), "--out", str(out))
+  broken = truncated_copy(GOOD_IMAGE, tmp_path / "broken.png")
+  result = run_cli("localize", str(broken), "--out", str(out))
   assert result.returncode == 2, result.stderr[-2000:]
   assert text_lines(result.stderr)[-1] == "error: no input could be used (1 skipped)"
   assert result.stdout == ""
