@@ -85,7 +85,7 @@ def evaluate(method: list[str], benchmark: pathlib.Path, out: pathlib.Path
              ) -> dict[str, float]:
   """metrics.json of `eval` with `method` flags on a folder of images/ and masks/, made once."""
   if not (out / "metrics.json").exists():
-    subprocess.run([sys.executable, "-m", "eval.runs.run_eval", *method, "--images",
+    subprocess.run([sys.executable, "-m", "eval.commands.run_eval", *method, "--images",
                     str(benchmark / "images"), "--masks", str(benchmark / "masks"), "--out",
                     str(out)], cwd=REPO, check=True)
   return json.loads((out / "metrics.json").read_text())

@@ -47,14 +47,14 @@ for SEED in 2 1; do
 done
 CALIBRATION=()
 for SET in "${SETS[@]}"; do
-  python -m eval.runs.run_eval --checkpoint "$WORK/bundled_model" \
+  python -m eval.commands.run_eval --checkpoint "$WORK/bundled_model" \
     --images "$WORK/${SET}_s2/images" --masks "$WORK/${SET}_s2/masks" --out "$WORK/eval_${SET}_s2"
   CALIBRATION+=(--images "$WORK/${SET}_s2/images" --masks "$WORK/${SET}_s2/masks"
                 --eval_out "$WORK/eval_${SET}_s2")
 done
-python -m eval.runs.calibrate --model "$WORK/bundled_model" "${CALIBRATION[@]}"
+python -m eval.commands.calibrate --model "$WORK/bundled_model" "${CALIBRATION[@]}"
 for SET in "${SETS[@]}"; do
-  python -m eval.runs.run_eval --checkpoint "$WORK/bundled_model" \
+  python -m eval.commands.run_eval --checkpoint "$WORK/bundled_model" \
     --images "$WORK/${SET}_s1/images" --masks "$WORK/${SET}_s1/masks" --out "$WORK/eval_${SET}_s1"
   python -m eval.chance "$WORK/${SET}_s1/images" "$WORK/${SET}_s1/masks"
 done
@@ -64,6 +64,6 @@ mkdir -p "$WORK/fixtures/images" "$WORK/fixtures/masks"
 ln -sf "$TAMPERED/yorkin_test1_fake.tiff" "$WORK/fixtures/images/yorkin_test1.tiff"
 ln -sf "$TAMPERED/yorkin_test1_original.jpg" "$WORK/fixtures/images/yorkin_test1_original.jpg"
 ln -sf "$TAMPERED/yorkin_test1_mask.png" "$WORK/fixtures/masks/yorkin_test1.png"
-python -m eval.runs.run_eval --checkpoint "$WORK/bundled_model" --images "$WORK/fixtures/images" \
+python -m eval.commands.run_eval --checkpoint "$WORK/bundled_model" --images "$WORK/fixtures/images" \
   --masks "$WORK/fixtures/masks" --out "$WORK/eval_fixtures"
 cat "$WORK/eval_fixtures/metrics.json" "$WORK/eval_fixtures/scores.csv"

@@ -12,6 +12,7 @@ from absl import app
 
 from eval import calibration as calibration_lib
 from eval import metrics
+from eval.commands import shared_flags
 from eval.data import datasets
 from eval.localization import camera_classifier
 from eval.localization import localizer as localizer_lib
@@ -21,7 +22,6 @@ from eval.runs import inputs
 from eval.runs import out_folder
 from eval.runs import perturbations as perturbations_lib
 from eval.runs import robustness
-from eval.runs import shared_flags
 from eval.runs import workers
 from exif_jax.cli import command
 from exif_jax.training import checkpointing

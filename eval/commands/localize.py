@@ -15,9 +15,9 @@ import pathlib
 from absl import app
 from absl import flags
 
+from eval.commands import shared_flags
 from eval.data import datasets
 from eval.runs import inputs
-from eval.runs import shared_flags
 from exif_jax.cli import command
 from exif_jax.data import files
 
@@ -56,7 +56,7 @@ def main(argv):
   if len(missing) == len(argv) - 1:  # Said before the model loads.
     raise command.NothingDone("no such file or folder: " + ", ".join(map(files.display_name,
                                                                          missing)))
-  from eval.runs import cli_common  # pylint: disable=g-import-not-at-top  # JAX: not for --help.
+  from eval.commands import cli_common  # pylint: disable=g-import-not-at-top  # JAX: not for --help.
   records = cli_common.run_batch(_examples(argv[1:]), "exif-jax localize")
   status = cli_common.exit_status(records)
   out = pathlib.Path(shared_flags.OUT.value)

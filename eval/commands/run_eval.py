@@ -1,4 +1,4 @@
-"""Batch evaluation: python -m eval.runs.run_eval --images DIR [--masks DIR] --out OUT
+"""Batch evaluation: python -m eval.commands.run_eval --images DIR [--masks DIR] --out OUT
 or --dataset NAME --data_dir DIR (columbia, dso1, korus, in_the_wild, hays, folder).
 
 Writes OUT/maps/<stem>.npy and .png, OUT/scores.csv, OUT/metrics.json (when masks are known),
@@ -16,9 +16,9 @@ import pathlib
 from absl import app
 from absl import flags
 
+from eval.commands import shared_flags
 from eval.data import datasets
 from eval.runs import inputs
-from eval.runs import shared_flags
 from eval.runs import perturbations
 from exif_jax.cli import command
 from exif_jax.data import files
@@ -50,7 +50,7 @@ def _examples() -> list[datasets.Example]:
 
 
 def main(argv):
-  from eval.runs import cli_common  # pylint: disable=g-import-not-at-top  # JAX: not for --help.
+  from eval.commands import cli_common  # pylint: disable=g-import-not-at-top  # JAX: not for --help.
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:

@@ -26,7 +26,7 @@ def test_float_and_32_bit_pixels_map_as_their_8_bit_twin(tmp_path):
     assert np.abs(pixels.astype(int) - gray[..., None]).max() <= 1, name
 
   out = tmp_path / "out"
-  done = run_module("eval.runs.localize", str(folder), "--out", str(out), "--method", "noise",
+  done = run_module("eval.commands.localize", str(folder), "--out", str(out), "--method", "noise",
                     status=1)
   assert f"{folder / 'negative.tif'}: pixel values -246 to -107 fit no known range" in done.stderr
   assert "Traceback" not in done.stderr

@@ -20,7 +20,7 @@ def test_bidi_overrides_in_names_are_printed_escaped(tmp_path):
   folder.mkdir()
   shutil.copy(CHART_SPLICES / "images" / "spliced_00000.png", folder / "photo\u202egpj.exe.png")
   out = tmp_path / "out"
-  done = run_module("eval.runs.localize", str(folder), "--out", str(out), "--method", "noise")
+  done = run_module("eval.commands.localize", str(folder), "--out", str(out), "--method", "noise")
   shown = "photo\\u202egpj.exe.png"
   table = (out / "scores.csv").read_text(encoding="utf-8")
   page = (out / "report.html").read_text(encoding="utf-8")
@@ -40,7 +40,7 @@ def test_names_that_differ_in_case_or_normalization_keep_their_own_files(tmp_pat
   for name, photo in zip(names, sorted((FIXTURES / "camera").glob("*.jpg"))):
     shutil.copy(photo, folder / name)
   out = tmp_path / "out"
-  run_module("eval.runs.localize", str(folder), "--out", str(out), "--method", "noise")
+  run_module("eval.commands.localize", str(folder), "--out", str(out), "--method", "noise")
   stored = [results.storage_name(name) for name in names]
   # Distinct on a file system that folds case (macOS, Windows) or normalizes Unicode (macOS).
   assert len({unicodedata.normalize("NFC", name).casefold() for name in stored}) == 4, stored

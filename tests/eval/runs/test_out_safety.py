@@ -55,7 +55,7 @@ def test_an_out_inside_the_input_folder_is_never_read_as_input(tmp_path):
   for image in IMAGES[:2]:
     shutil.copy(image, tmp_path)
   for _ in range(2):
-    done = run("eval.runs.localize", ".", "--out", "out", cwd=tmp_path)
+    done = run("eval.commands.localize", ".", "--out", "out", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = (tmp_path / "out" / "scores.csv").read_text().splitlines()
     assert sorted(row.split(",")[0] for row in rows[1:]) == sorted(i.name for i in IMAGES[:2])
@@ -65,7 +65,7 @@ def test_a_folder_that_is_not_an_out_is_refused_and_left_as_it_was(tmp_path):
   mine = tmp_path / "mine"
   mine.mkdir()
   (mine / "report.html").write_text("my report")
-  refused = run("eval.runs.localize", IMAGES[0], "--out", mine)
+  refused = run("eval.commands.localize", IMAGES[0], "--out", mine)
   assert refused.returncode == 2
   assert error_lines(refused.stderr) == [
       f"error: --out {mine}: not empty and not an exif-jax output folder (no settings.json); "
@@ -78,21 +78,21 @@ def test_a_run_with_no_images_writes_nothing(tmp_path):
   (tmp_path / "empty").mkdir()
   (tmp_path / "empty" / "notes.txt").write_text("not an image")  # Ignored, as prep does.
   out = tmp_path / "out"
-  nothing = run("eval.runs.localize", tmp_path / "empty", "--out", out)
+  nothing = run("eval.commands.localize", tmp_path / "empty", "--out", out)
   assert nothing.returncode == 2
   assert error_lines(nothing.stderr) == ["error: no images to localize in the inputs given"]
   assert not out.exists()
   # The next real run, with other options, is not refused because of it.
-  done = run("eval.runs.localize", IMAGES[0], "--out", out, "--num_patches", "64")
+  done = run("eval.commands.localize", IMAGES[0], "--out", out, "--num_patches", "64")
   assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_files_that_are_not_images_are_ignored_in_folders_but_not_when_named(tmp_path):
   shutil.copy(IMAGES[0], tmp_path / "photo.png")
   (tmp_path / "notes.txt").write_text("not an image")
-  folder = run("eval.runs.localize", tmp_path, "--out", tmp_path / "out1")
+  folder = run("eval.commands.localize", tmp_path, "--out", tmp_path / "out1")
   assert folder.returncode == 0, folder.stderr[-2000:]
-  named = run("eval.runs.localize", tmp_path / "photo.png", tmp_path / "notes.txt",
+  named = run("eval.commands.localize", tmp_path / "photo.png", tmp_path / "notes.txt",
               "--out", tmp_path / "out2")
   assert named.returncode == 1 and "notes.txt" in named.stderr
 
@@ -104,7 +104,7 @@ def test_a_corrupt_mask_skips_its_image_with_the_reason(tmp_path):
   truncated = masks / "spliced_00001.png"
   truncated.write_bytes(truncated.read_bytes()[:200])
   (masks / "spliced_00002.png").write_bytes(b"not a png")
-  done = run("eval.runs.run_eval", "--images", images, "--masks", masks, "--out",
+  done = run("eval.commands.run_eval", "--images", images, "--masks", masks, "--out",
              tmp_path / "out")
   assert done.returncode == 1, done.stderr[-2000:]
   assert "Traceback" not in done.stderr

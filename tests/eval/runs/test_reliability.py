@@ -35,7 +35,7 @@ INTERRUPTED = "interrupted; rerun the same command to resume"
 
 
 def localize(*args):
-  return subprocess.run([sys.executable, "-m", "eval.runs.localize", *map(str, args)], cwd=REPO,
+  return subprocess.run([sys.executable, "-m", "eval.commands.localize", *map(str, args)], cwd=REPO,
                         capture_output=True, text=True, check=False)
 
 
@@ -217,10 +217,10 @@ def test_a_run_refuses_an_out_that_another_run_holds(tmp_path):
 
 
 @pytest.mark.parametrize("module, flag", [
-    ("eval.runs.localize", "--num_patches=0"),
-    ("eval.runs.localize", "--stride=0"),
-    ("eval.runs.localize", "--max_pixels=0"),
-    ("eval.runs.localize", "--pair_memory_mb=-1"),
+    ("eval.commands.localize", "--num_patches=0"),
+    ("eval.commands.localize", "--stride=0"),
+    ("eval.commands.localize", "--max_pixels=0"),
+    ("eval.commands.localize", "--pair_memory_mb=-1"),
     ("data_prep", "--crop_size=0"),
     ("data_prep", "--num_shards=-1"),
     ("data_prep", "--photos_per_shard=0"),
@@ -230,7 +230,7 @@ def test_a_run_refuses_an_out_that_another_run_holds(tmp_path):
 ])
 def test_a_flag_out_of_range_is_one_line_before_any_work(module, flag, tmp_path):
   out = tmp_path / "out"
-  inputs = [str(EXAMPLE)] if module == "eval.runs.localize" else [f"--photos={FIXTURES / 'camera'}"]
+  inputs = [str(EXAMPLE)] if module == "eval.commands.localize" else [f"--photos={FIXTURES / 'camera'}"]
   result = subprocess.run([sys.executable, "-m", module, *inputs, f"--out={out}", flag],
                           cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode == 2, result.stderr[-3000:]
@@ -272,7 +272,7 @@ def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path):
   photos.mkdir()
   for source in CAMERA[:6]:
     shutil.copy(source, photos)
-  command = [sys.executable, "-m", "eval.runs.localize", str(photos), "--out", str(out),
+  command = [sys.executable, "-m", "eval.commands.localize", str(photos), "--out", str(out),
              "--num_patches", "16"]
   stopped = kill_when(command, lambda: any(out.glob("results/*.json")), timeout=300,
                       sig=signal.SIGINT)

@@ -27,7 +27,7 @@ def eval_args(out, *extra):
 def sweep_out(tmp_path_factory):
   """OUT of a sweep of the bundled model over the chart splices (4 spliced, 2 authentic)."""
   out = tmp_path_factory.mktemp("sweep") / "out"
-  run_module("eval.runs.run_eval", *eval_args(out, *SWEEP))
+  run_module("eval.commands.run_eval", *eval_args(out, *SWEEP))
   return out
 
 
@@ -73,7 +73,7 @@ def test_rerun_resumes_every_level(sweep_out):
                     *sweep_out.glob("results/*"), *sweep_out.glob("perturb/*/results/*")])
   assert len(outputs) == 5 * 6 * 3  # 5 evaluations of 6 images: .npy, .png, result.
   before = {path: path.stat().st_mtime_ns for path in outputs}
-  run_module("eval.runs.run_eval", *eval_args(sweep_out, *SWEEP))
+  run_module("eval.commands.run_eval", *eval_args(sweep_out, *SWEEP))
   assert {path: path.stat().st_mtime_ns for path in outputs} == before
 
 
@@ -90,7 +90,7 @@ def test_report_embeds_the_chart(sweep_out):
 
 def test_noise_method_sweeps_too(tmp_path):
   out = tmp_path / "out"
-  run_module("eval.runs.run_eval", *eval_args(out, "--method", "noise", "--perturb", "resize=0.5"))
+  run_module("eval.commands.run_eval", *eval_args(out, "--method", "noise", "--perturb", "resize=0.5"))
   table = json.loads((out / "robustness.json").read_text())
   assert json.loads((out / "perturb" / "resize-0.5" / "settings.json").read_text())[
       "method"] == "noise"
@@ -108,10 +108,10 @@ def test_bad_levels_are_refused(values):
 def test_bad_flag_is_a_usage_error_before_any_work(tmp_path):
   out = tmp_path / "out"
   for extra in (["--perturb", "resize=2"], ["--perturb", "jpeg=50", "--perturb", "jpeg=90"]):
-    result = run_module("eval.runs.run_eval", *eval_args(out, *extra), status=2)
+    result = run_module("eval.commands.run_eval", *eval_args(out, *extra), status=2)
     assert result.stderr.startswith("error: --perturb") and result.stderr.count("\n") == 1
   no_masks = ["--images", str(CHART_SPLICES / "images"), "--out", str(out), "--perturb", "blur=1"]
-  result = run_module("eval.runs.run_eval", *no_masks, status=2)
+  result = run_module("eval.commands.run_eval", *no_masks, status=2)
   assert "--masks" in result.stderr
   assert not out.exists()
 

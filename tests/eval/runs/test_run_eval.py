@@ -40,7 +40,7 @@ def test_run_eval_writes_the_output_contract_and_resumes(tiny_run, splices, tmp_
   out = tmp_path / "out"
   args = ["--checkpoint", str(workdir), "--images", str(tmp_path / "images"),
           "--masks", str(splices / "masks"), "--out", str(out), "--num_patches", "64"]
-  first = run_module("eval.runs.run_eval", *args, status=1)
+  first = run_module("eval.commands.run_eval", *args, status=1)
   assert "skipped" in first.stderr and "broken.png" in first.stderr
   examples = datasets.folder(splices)
   for example in examples:
@@ -66,7 +66,7 @@ def test_run_eval_writes_the_output_contract_and_resumes(tiny_run, splices, tmp_
   # Rerun after losing one image's result: only that image and the skipped one (a skip is
   # never final) are computed again.
   (out / "results" / f"{examples[0].stem}.json").unlink()
-  second = run_module("eval.runs.run_eval", *args, status=1)
+  second = run_module("eval.commands.run_eval", *args, status=1)
   assert f"2 of {len(examples) + 1} images to do" in second.stderr
   assert json.loads((out / "metrics.json").read_text()) == pytest.approx(metrics)
 
@@ -74,7 +74,7 @@ def test_run_eval_writes_the_output_contract_and_resumes(tiny_run, splices, tmp_
   results = sorted((out / "results").iterdir())
   for changed, flag_args in (("num_patches", args[:-1] + ["32"]),
                              ("model_sha256", args[2:])):  # The bundled model.
-    refused = subprocess.run([sys.executable, "-m", "eval.runs.run_eval", *flag_args], cwd=REPO,
+    refused = subprocess.run([sys.executable, "-m", "eval.commands.run_eval", *flag_args], cwd=REPO,
                              capture_output=True, text=True, check=False)
     assert refused.returncode == 2
     assert refused.stderr.splitlines()[-1].startswith(
@@ -93,7 +93,7 @@ def test_localize_reports_each_bad_input_and_goes_on(tiny_run, tmp_path):
   Image.new("RGB", (100, 60)).save(folder / "tiny.png")
   (folder / "text.jpg").write_text("not an image")
   out = tmp_path / "out"
-  result = run_module("eval.runs.localize", str(folder), str(tmp_path / "missing.jpg"),
+  result = run_module("eval.commands.localize", str(folder), str(tmp_path / "missing.jpg"),
                       "--checkpoint", str(workdir), "--out", str(out), "--num_patches", "32",
                       status=1)
   # Named by their paths relative to the folder of all inputs, tmp_path.
@@ -113,14 +113,14 @@ def test_killed_run_eval_computes_only_the_missing_images(tiny_run, splices, tmp
   args = ["--checkpoint", str(workdir), "--images", str(splices / "images"),
           "--masks", str(splices / "masks"), "--num_patches", "64"]
   reference = tmp_path / "reference"
-  run_module("eval.runs.run_eval", *args, "--out", str(reference))
+  run_module("eval.commands.run_eval", *args, "--out", str(reference))
   killed = tmp_path / "killed"
-  kill_when([sys.executable, "-m", "eval.runs.run_eval", *args, "--out", str(killed)],
+  kill_when([sys.executable, "-m", "eval.commands.run_eval", *args, "--out", str(killed)],
             lambda: any(killed.glob("results/*.json")), timeout=300)
   done = {p.name: p.stat().st_mtime_ns for p in killed.glob("results/*.json")}
   total = len(list((splices / "images").iterdir()))
   assert 1 <= len(done) < total, "killed after the first image and before the last"
-  rerun = run_module("eval.runs.run_eval", *args, "--out", str(killed))
+  rerun = run_module("eval.commands.run_eval", *args, "--out", str(killed))
   assert f"{total - len(done)} of {total} images to do ({len(done)} already done)" in rerun.stderr
   assert {p.name: p.stat().st_mtime_ns for p in killed.glob("results/*.json")
           if p.name in done} == done
@@ -140,13 +140,13 @@ def corpus(tmp_path_factory):
   return folder, bad_inputs.make_corpus(folder, goods)
 
 
-@pytest.mark.parametrize("module", ["eval.runs.run_eval", "eval.runs.localize"])
+@pytest.mark.parametrize("module", ["eval.commands.run_eval", "eval.commands.localize"])
 def test_every_bad_input_is_reported_once_and_every_good_one_mapped(module, corpus, tiny_run,
                                                                      tmp_path):
   folder, expected = corpus
   workdir, _ = tiny_run
   out = tmp_path / "out"
-  inputs = ["--images", str(folder)] if module == "eval.runs.run_eval" else [str(folder)]
+  inputs = ["--images", str(folder)] if module == "eval.commands.run_eval" else [str(folder)]
   result = run_module(module, *inputs, "--checkpoint", str(workdir), "--out", str(out),
                       "--num_patches", "16", status=1)
   reasons = {results.storage_name(name): want.evaluate for name, want in expected.items()}
@@ -176,7 +176,7 @@ def test_every_bad_input_is_reported_once_and_every_good_one_mapped(module, corp
   scores = {row["stem"] for row in csv.DictReader((out / "scores.csv").open())}
   # The stored names exactly (a leading '-' included: %-encoded ASCII is never run).
   assert scores == {stem for stem, reason in reasons.items() if reason is None}
-  if module == "eval.runs.localize":
+  if module == "eval.commands.localize":
     assert all(files.display_name(name) in result.stdout for name in expected)
 
 
@@ -206,7 +206,7 @@ def localize_peak_rss(tmp_path: pathlib.Path, width: int, height: int, *flags: s
   Image.fromarray(tiled).save(tmp_path / "photo.jpg", quality=95)
   out, peak_file = tmp_path / "out", tmp_path / "peak_kib"
   result = subprocess.run([sys.executable, "-c", _PEAK_RSS_WRAPPER, str(peak_file),
-                           "eval.runs.localize", str(tmp_path / "photo.jpg"), "--out", str(out),
+                           "eval.commands.localize", str(tmp_path / "photo.jpg"), "--out", str(out),
                            *flags], cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
   record = json.loads((out / "results" / "photo.jpg.json").read_text())
@@ -286,8 +286,8 @@ def test_repeated_checkpoints_localize_as_an_ensemble(tiny_run, splices, tmp_pat
   steps = last_two_steps(workdir)
   args = ["--checkpoint", str(steps[0]), "--checkpoint", str(steps[1]),
           "--images", str(splices / "images"), "--num_patches", "36"]
-  run_module("eval.runs.run_eval", *args, "--out", str(tmp_path / "both"))
-  run_module("eval.runs.run_eval", *args[2:], "--out", str(tmp_path / "last"))
+  run_module("eval.commands.run_eval", *args, "--out", str(tmp_path / "both"))
+  run_module("eval.commands.run_eval", *args[2:], "--out", str(tmp_path / "last"))
   both, last = (json.loads((tmp_path / name / "settings.json").read_text())
                 for name in ("both", "last"))
   assert both["ensemble_size"] == 2 and "ensemble_size" not in last
@@ -299,7 +299,7 @@ def test_repeated_checkpoints_localize_as_an_ensemble(tiny_run, splices, tmp_pat
              for stem in stems)
   # Trainings of other model configs cannot be averaged: one line naming both and the field.
   refused = subprocess.run(
-      [sys.executable, "-m", "eval.runs.run_eval", *args[:2], "--checkpoint",
+      [sys.executable, "-m", "eval.commands.run_eval", *args[:2], "--checkpoint",
        str(checkpointing.BUNDLED_MODEL), *args[4:], "--out", str(tmp_path / "mixed")],
       cwd=REPO, capture_output=True, text=True, check=False)
   assert refused.returncode == 2
@@ -307,7 +307,7 @@ def test_repeated_checkpoints_localize_as_an_ensemble(tiny_run, splices, tmp_pat
   assert error.startswith(f"error: {checkpointing.BUNDLED_MODEL}: cannot average with")
   assert "model.depth" in error or "model.width" in error
   missing = subprocess.run(
-      [sys.executable, "-m", "eval.runs.run_eval", *args, "--checkpoint", str(tmp_path / "none"),
+      [sys.executable, "-m", "eval.commands.run_eval", *args, "--checkpoint", str(tmp_path / "none"),
        "--out", str(tmp_path / "missing")], cwd=REPO, capture_output=True, text=True, check=False)
   assert missing.returncode == 2
   assert missing.stderr.strip().splitlines()[-1] == (
@@ -317,7 +317,7 @@ def test_repeated_checkpoints_localize_as_an_ensemble(tiny_run, splices, tmp_pat
 
 def test_run_eval_prints_the_metrics_it_wrote(tmp_path):
   out = tmp_path / "out"
-  result = run_module("eval.runs.run_eval", "--method", "noise", "--images",
+  result = run_module("eval.commands.run_eval", "--method", "noise", "--images",
                       str(CHART_SPLICES / "images"), "--masks", str(CHART_SPLICES / "masks"),
                       "--out", str(out))
   written = json.loads((out / "metrics.json").read_text())

@@ -30,7 +30,7 @@ def benchmark(tmp_path_factory) -> pathlib.Path:
 
 def eval_command(benchmark: pathlib.Path, out: pathlib.Path, *flags: str) -> list[str]:
   """run_eval of `benchmark` with the bundled model, cheap settings."""
-  return [sys.executable, "-m", "eval.runs.run_eval", "--images", str(benchmark / "images"),
+  return [sys.executable, "-m", "eval.commands.run_eval", "--images", str(benchmark / "images"),
           "--masks", str(benchmark / "masks"), "--out", str(out), "--num_patches", "16",
           "--noattr_maps", *flags]
 
@@ -179,7 +179,7 @@ def test_a_starting_worker_keeps_the_temporaries_of_running_ones(tmp_path):
 ])
 def test_a_bad_split_is_one_line_before_any_work(flags, message, tmp_path):
   out = tmp_path / "out"
-  result = run([sys.executable, "-m", "eval.runs.localize", str(EXAMPLE), f"--out={out}", *flags])
+  result = run([sys.executable, "-m", "eval.commands.localize", str(EXAMPLE), f"--out={out}", *flags])
   assert result.returncode == 2, result.stderr[-3000:]
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines

@@ -179,7 +179,7 @@ def test_a_bare_v_asks_for_absl_info_logs():
   assert command.expand_verbose_flag(["--", "-v"]) == ["--", "-v"]
 
 
-@pytest.mark.parametrize("module", ["eval.runs.localize", "eval.runs.run_eval",
+@pytest.mark.parametrize("module", ["eval.commands.localize", "eval.commands.run_eval",
                                     "data_prep.__main__", "eval.data.synth_splices",
                                     "eval.reporting.paper_table"])
 def test_a_subcommand_module_loads_without_jax_so_help_is_quick(module):

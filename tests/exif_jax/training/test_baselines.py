@@ -33,8 +33,8 @@ def train_baseline(config_file, shards, workdir):
 
 
 def eval_examples(out, *args):
-  """OUT of `eval.runs.run_eval` over the chart splices (a tiny benchmark with masks)."""
-  run_module("eval.runs.run_eval", "--images", str(CHART_SPLICES / "images"), "--masks",
+  """OUT of `eval.commands.run_eval` over the chart splices (a tiny benchmark with masks)."""
+  run_module("eval.commands.run_eval", "--images", str(CHART_SPLICES / "images"), "--masks",
              str(CHART_SPLICES / "masks"), "--out", str(out), "--num_patches", "32", *args)
   return out
 
@@ -160,10 +160,10 @@ def test_camera_classifier_evaluates_through_the_output_contract(camera_run, cam
   assert not (camera_eval / "attr_maps").exists()
   workdir = str(camera_run[0])
   image = str(CHART_SPLICES / "images" / "spliced_00000.png")
-  shown = run_module("eval.runs.localize", image, "--checkpoint", workdir, "--out",
+  shown = run_module("eval.commands.localize", image, "--checkpoint", workdir, "--out",
                      str(tmp_path / "one"), "--num_patches", "32")
   assert shown.stdout.splitlines()[1].startswith("spliced_00000.png")
-  refused = run_module("eval.runs.localize", image, "--checkpoint", workdir, "--out",
+  refused = run_module("eval.commands.localize", image, "--checkpoint", workdir, "--out",
                        str(tmp_path / "ncuts"), "--ncuts", status=2)
   assert "a camera classifier gives no consistency matrix: drop --ncuts" in refused.stderr
 

@@ -111,7 +111,7 @@ def test_restore_names_the_path_and_the_reason(broken):
 def test_localize_with_a_broken_checkpoint_is_one_line(broken, tmp_path):
   """Only the line: not the reads Orbax left running either ("Event loop is closed")."""
   work, reason = broken
-  command = [sys.executable, "-m", "eval.runs.localize", str(CHART_SPLICES / "images"),
+  command = [sys.executable, "-m", "eval.commands.localize", str(CHART_SPLICES / "images"),
              "--checkpoint", str(work), "--out", str(tmp_path / "out")]
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode == 2
