@@ -24,8 +24,7 @@ region, so localization is undefined; per-image functions raise ValueError, and
 DatasetMetrics leaves such images out of the localization means (they still count for
 detection). No metric is ever NaN.
 
-Detection, over images (labels: 1 = spliced; score: the runs give maps.detection_score, the
-standard deviation of the map; without one, the mean of the map, as in the paper):
+Detection, over images (labels: 1 = spliced; score: mean of the map, as in the paper):
   detection_mAP  average precision of the scores (the paper's Table 1 "mAP").
   detection_auc  ROC AUC of the scores.
 

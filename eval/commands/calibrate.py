@@ -62,7 +62,7 @@ def _read_set(images: str, masks: str, out: pathlib.Path, model_sha256: str
     if "score" not in record:
       continue  # Skipped by eval: its reason is in the record.
     heat = np.load(out / "maps" / f"{name}.npy")
-    scores.append(maps.detection_score(heat))  # Whatever score that evaluation recorded.
+    scores.append(maps.detection_score(heat))
     labels.append(int(example.spliced))
     if example.spliced:
       pixels.append((example.mask, heat))

@@ -30,18 +30,17 @@ WORKING_SHAPE = (64, 64)
 
 
 # What settings.json records of the detection score: OUTs scored otherwise are not mixed.
-DETECTION_SCORE = "standard deviation of the map"
+DETECTION_SCORE = "mean of the map"
 
 
 def detection_score(heat: np.ndarray) -> float:
-  """How unevenly a map flags its image: the standard deviation of the map.
+  """The mean of the map, the paper's detection score, for every method.
 
-  A splice is a region that stands out of the rest; an authentic image's map is even, at
-  whatever level. On validation splices between unseen cameras it told spliced from authentic
-  images apart better than the mean of the map (the paper's score), for the learned model and
-  the noise method alike (docs/results.md, "The detection score").
+  Its spread, upper percentiles and the share above 0.5 were measured beside it on splices
+  between unseen cameras; none separated spliced from authentic images better on both
+  samples (docs/results.md, "The detection score").
   """
-  return float(np.std(heat))
+  return float(np.mean(heat))
 
 
 @dataclasses.dataclass(frozen=True)

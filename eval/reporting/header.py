@@ -65,9 +65,8 @@ def _verdicts(settings: dict[str, Any]) -> str:
   if calibration:
     return f"<p>Verdicts: {html.escape(calibration['summary'])}.</p>"
   return ("<p>Verdicts: uncalibrated. This model has no calibration.json (<code>exif-jax "
-          "calibrate</code>), so no verdict is given; the score is the standard deviation of the map, "
-          "0 for an even map, higher where a region stands out, comparable between the images "
-          "of this page only.</p>")
+          "calibrate</code>), so no verdict is given; the score is the mean of the map, from 0 "
+          "(every patch consistent) to 1, comparable between the images of this page only.</p>")
 
 
 def _metrics(metrics: dict[str, Any] | None) -> str:
