@@ -195,9 +195,10 @@ def _attribute_rule(settings: dict[str, Any], validation: dict[str, Any] | None,
 
 
 def _provenance(settings: dict[str, Any]) -> str:
-  """One line naming the weights and options behind every map of the page."""
+  """One line naming the weights and options behind every map of the page (the verdict rule
+  is in the header)."""
   options = ", ".join(f"{name} {value}" for name, value in sorted(settings.items())
-                      if name != "model_sha256")
+                      if name not in ("model_sha256", "calibration"))
   source = (f'Model sha256 <code>{html.escape(str(settings["model_sha256"])[:16])}</code>'
             if "model_sha256" in settings else "No model")
   return f'<p class="settings">{source}; {html.escape(options)}.</p>'
