@@ -26,6 +26,7 @@ from ml_collections.config_flags import config_flags
 from tqdm import tqdm
 
 from exif_jax.cli import ctrl_c
+from exif_jax.data import files
 
 OK = 0
 SOME_SKIPPED = 1
@@ -191,6 +192,12 @@ def _run_main(main: Callable[[list[str]], int | None], argv: list[str]) -> int |
   except Preempted as e:
     tqdm.write(f"{e}; rerun the same command to resume", file=sys.stderr)
     return PREEMPTED
+  except OSError as e:
+    if e.errno not in files.DISK_FULL:
+      raise
+    # Every result is written whole or not at all: what is there stays, a rerun does the rest.
+    _print_error(f"{files.display_name(e.filename or '')}: no space left on device; free some "
+                 "and rerun the same command to resume")
   return USAGE_OR_NOTHING_DONE
 
 

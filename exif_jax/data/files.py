@@ -6,6 +6,7 @@ from a rerun's."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import io
 import json
@@ -106,9 +107,25 @@ def atomic_file(path: epath.PathLike) -> Iterator[BinaryIO]:
     with file:
       yield file
     tmp.replace(path)
-  except BaseException:
+  except BaseException as e:
+    full = isinstance(e, OSError) and _disk_full(path.parent)
     tmp.unlink(missing_ok=True)
+    if full and e.errno not in DISK_FULL:  # numpy and others raise errno-less OSErrors.
+      raise OSError(errno.ENOSPC, "no space left on device", os.fspath(path)) from e
     raise
+
+
+# The errors of a write to a full disk or a used-up quota.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_FULL_BELOW = 1 << 20  # Free bytes under which a failed write is blamed on the disk.
+
+
+def _disk_full(folder: epath.Path) -> bool:
+  try:
+    stats = os.statvfs(folder)
+  except OSError:
+    return False
+  return stats.f_bavail * stats.f_frsize < _FULL_BELOW
 
 
 @functools.cache

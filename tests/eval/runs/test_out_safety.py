@@ -122,3 +122,30 @@ def test_the_mask_reader_names_the_file(tmp_path):
   example = datasets.Example(stem="x", image_path=IMAGES[0], spliced=True, mask_path=mask)
   with pytest.raises(ValueError, match=f"{mask}: unreadable mask"):
     example.mask  # pylint: disable=pointless-statement
+
+
+def test_a_full_disk_is_one_line_and_the_results_written_stay_whole(tmp_path):
+  """A real full disk: a 3 MiB tmpfs as OUT, in a user and mount namespace of this test."""
+  if not shutil.which("unshare"):
+    pytest.skip("needs unshare (util-linux) for a private tmpfs")
+  disk, report = tmp_path / "disk", tmp_path / "report.json"
+  disk.mkdir()
+  check = ("import json, pathlib, sys, numpy as np; out = pathlib.Path(sys.argv[1]); "
+           "done = [json.loads(p.read_text()) for p in (out / 'results').glob('*.json')]; "
+           "whole = all(np.load(out / 'maps' / (r['stem'] + '.npy')).ndim == 2 "
+           "and (out / 'thumbs' / (r['stem'] + '.jpg')).stat().st_size for r in done); "
+           "open(sys.argv[2], 'w').write(json.dumps([len(done), whole]))")
+  script = (f'mount -t tmpfs -o size=3m tmpfs "{disk}" || exit 99; '
+            f'"{sys.executable}" -m eval.commands.localize --method noise '
+            f'"{CHART_SPLICES / "images"}" --out "{disk / "out"}"; status=$?; '
+            f'"{sys.executable}" -c "{check}" "{disk / "out"}" "{report}"; exit $status')
+  result = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                           script], cwd=REPO, capture_output=True, text=True, check=False)
+  if result.returncode == 99 or "unshare:" in result.stderr:
+    pytest.skip(f"no private tmpfs here: {result.stderr.strip()[-200:]}")
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert "Traceback" not in result.stderr
+  assert error_lines(result.stderr)[-1].endswith(
+      ": no space left on device; free some and rerun the same command to resume")
+  done, whole = json.loads(report.read_text())
+  assert 0 < done < len(IMAGES) and whole
