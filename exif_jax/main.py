@@ -10,7 +10,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from exif_jax.cli import command
-from exif_jax.training import train
+from exif_jax.cli import ctrl_c
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints and logs.")
@@ -20,6 +20,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  with ctrl_c.held():  # JAX: not for --help, and imported whole.
+    from exif_jax.training import train  # pylint: disable=g-import-not-at-top
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except train.RunRefused as e:

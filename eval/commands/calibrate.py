@@ -23,6 +23,7 @@ from eval.data import datasets
 from eval.localization import maps
 from eval.runs import results
 from exif_jax.cli import command
+from exif_jax.cli import ctrl_c
 
 _MODEL = flags.DEFINE_string("model", None, "The model folder to calibrate (an exported model "
                              "or a training workdir); calibration.json goes there.",
@@ -39,9 +40,10 @@ _MAX_MISSED = flags.DEFINE_float("max_missed_rate", 0.05, "Share of spliced vali
 
 def _model_sha256(model: str) -> str:
   """The weights' digest, as `eval` records it in OUT/settings.json."""
-  # pylint: disable=g-import-not-at-top  # JAX: not for --help.
-  from eval.localization import localizer
-  from exif_jax.training import checkpointing
+  with ctrl_c.held():  # JAX: not for --help, and imported whole.
+    # pylint: disable=g-import-not-at-top
+    from eval.localization import localizer
+    from exif_jax.training import checkpointing
   return localizer.state_sha256([checkpointing.restore(model)])
 
 

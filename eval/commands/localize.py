@@ -19,6 +19,7 @@ from eval.commands import shared_flags
 from eval.data import datasets
 from eval.runs import inputs
 from exif_jax.cli import command
+from exif_jax.cli import ctrl_c
 from exif_jax.data import files
 
 # --help lists the shared evaluation flags (--checkpoint, --out, ...) too.
@@ -56,7 +57,8 @@ def main(argv):
   if len(missing) == len(argv) - 1:  # Said before the model loads.
     raise command.NothingDone("no such file or folder: " + ", ".join(map(files.display_name,
                                                                          missing)))
-  from eval.commands import cli_common  # pylint: disable=g-import-not-at-top  # JAX: not for --help.
+  with ctrl_c.held():  # JAX: not for --help, and imported whole.
+    from eval.commands import cli_common  # pylint: disable=g-import-not-at-top
   records = cli_common.run_batch(_examples(argv[1:]), "exif-jax localize")
   status = cli_common.exit_status(records)
   out = pathlib.Path(shared_flags.OUT.value)

@@ -21,6 +21,7 @@ from eval.data import datasets
 from eval.runs import inputs
 from eval.runs import perturbations
 from exif_jax.cli import command
+from exif_jax.cli import ctrl_c
 from exif_jax.data import files
 
 # --help lists the shared evaluation flags (--checkpoint, --out, ...) too.
@@ -50,7 +51,8 @@ def _examples() -> list[datasets.Example]:
 
 
 def main(argv):
-  from eval.commands import cli_common  # pylint: disable=g-import-not-at-top  # JAX: not for --help.
+  with ctrl_c.held():  # JAX: not for --help, and imported whole.
+    from eval.commands import cli_common  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:

@@ -96,6 +96,7 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
 
   `main` returns an exit status (None for OK), raises app.UsageError or NothingDone.
   """
+  ctrl_c.hold()
   sys.argv = expand_verbose_flag(sys.argv if argv is None else argv)
   main_module = sys.modules["__main__"]
   main_module.__doc__ = (main_module.__doc__ or "") + EXIT_STATUS_HELP
@@ -179,8 +180,8 @@ def _run_main(main: Callable[[list[str]], int | None], argv: list[str]) -> int |
   if not flags.FLAGS["verbosity"].present:
     _hide_library_logs()
   sys.unraisablehook = _quiet_posts_to_closed_loops(sys.unraisablehook)
-  ctrl_c.install()
   try:
+    ctrl_c.install()  # Raises a Ctrl-C held while the command started up.
     return main(argv)
   except app.UsageError as e:
     _print_error(f"{e} (--help shows the usage)")

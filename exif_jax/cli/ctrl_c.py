@@ -5,13 +5,21 @@ KeyboardInterrupt of a SIGINT that lands there vanishes (after a traceback on st
 command runs on to the end. install() records every SIGINT before raising as usual and keeps the
 dropped exception quiet; a long loop calls raise_if_pressed() between its items (images, steps),
 which stops it within one item.
+
+While a command starts (imports, flags) and while it imports JAX later, SIGINT is held: blocked
+by the OS and delivered once that ends. A KeyboardInterrupt raised in the middle of an import
+ends in a traceback, and a signal that lands while jaxlib initialises crashes the process
+(SIGSEGV, seen with a plain `import jax`). hold() holds it from the start; install(), once the
+command runs, lets it through; held() holds it around a late import.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
+from typing import Iterator
 
 _pressed = threading.Event()
 
@@ -21,11 +29,28 @@ def _record_and_raise(signum, frame) -> None:
   signal.default_int_handler(signum, frame)
 
 
+def hold() -> None:
+  """Holds SIGINT from now until install() (a command starting up)."""
+  signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
 def install() -> None:
-  """Records SIGINT from now on; a SIGINT that the shell set to be ignored stays ignored."""
+  """Records SIGINT from now on and raises it, starting with one held since hold(); a SIGINT
+  that the shell set to be ignored stays ignored."""
   if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
     signal.signal(signal.SIGINT, _record_and_raise)
     sys.unraisablehook = _quiet_when_recorded(sys.unraisablehook)
+  signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+  """SIGINT held during the block (an import that loads jaxlib), delivered when it ends."""
+  previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+  try:
+    yield
+  finally:
+    signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _quiet_when_recorded(hook):

@@ -12,6 +12,7 @@ import importlib.metadata
 import sys
 
 from exif_jax.cli import command
+from exif_jax.cli import ctrl_c
 
 SUBCOMMANDS = {
     "prep": ("data_prep.__main__", "photos -> ArrayRecord shards + dataset_info.json"),
@@ -42,6 +43,7 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+  ctrl_c.hold()  # Importing a subcommand's module takes seconds: Ctrl-C waits.
   argv = sys.argv if argv is None else argv
   if len(argv) < 2:
     print(usage(), file=sys.stderr, end="")

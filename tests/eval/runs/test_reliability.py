@@ -305,6 +305,27 @@ except KeyboardInterrupt:
 """
 
 
+def _maps(pid_file: pathlib.Path, library: str) -> bool:
+  """Whether the process whose pid is in `pid_file` has mapped a shared library named so."""
+  try:
+    return library in pathlib.Path(f"/proc/{pid_file.read_text().strip()}/maps").read_text()
+  except (OSError, ValueError):
+    return False
+
+
+@pytest.mark.parametrize("library", ["_multiarray_umath", "jaxlib"])
+def test_a_ctrl_c_while_the_command_starts_is_one_line_and_130(tmp_path, library):
+  """While the subcommand's module is imported (numpy mapped) and while JAX is (jaxlib mapped:
+  JAX's garbage-collector callback used to swallow it), not only in the image loop."""
+  pid = tmp_path / "pid"
+  command = ["sh", "-c", f'echo $$ > "{pid}"; exec "{sys.executable}" -m exif_jax localize '
+             f'"{EXAMPLE}" --out "{tmp_path / "out"}" --num_patches 16']
+  stopped = kill_when(command, lambda: _maps(pid, library), timeout=120, sig=signal.SIGINT)
+  assert stopped.returncode == 130, stopped.stderr[-3000:]
+  assert message_lines(stopped.stderr)[-1] == INTERRUPTED
+  assert "Traceback" not in stopped.stderr
+
+
 def test_a_ctrl_c_dropped_in_a_gc_callback_still_stops_the_loop_quietly():
   """JAX's gc callback can swallow the KeyboardInterrupt of a Ctrl-C: the loops still stop."""
   result = subprocess.run([sys.executable, "-c", LOST_CTRL_C], cwd=REPO, capture_output=True,

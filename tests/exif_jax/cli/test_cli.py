@@ -181,7 +181,7 @@ def test_a_bare_v_asks_for_absl_info_logs():
 
 @pytest.mark.parametrize("module", ["eval.commands.localize", "eval.commands.run_eval",
                                     "data_prep.__main__", "eval.data.synth_splices",
-                                    "eval.reporting.paper_table"])
+                                    "eval.reporting.paper_table", "exif_jax.main"])
 def test_a_subcommand_module_loads_without_jax_so_help_is_quick(module):
   """absl answers --help once the module's flags are defined: JAX (seconds to import) waits
   for main()."""
