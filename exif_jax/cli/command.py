@@ -8,6 +8,7 @@ appear with -v (absl's --verbosity=0) or any --verbosity, in absl's own format.
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import logging
 import os
 import pathlib
@@ -103,7 +104,32 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
   app.run(functools.partial(_run_main, main), argv=sys.argv, flags_parser=_parse_flags)
 
 
+def shipped_config(value: str) -> str:
+  """A config file flag's value, or the installed `configs/NAME.py` when the value names a
+  shipped config (`cpu`, `cpu.py`, `image_consistency:cpu`) and no such file is here, so that
+  `--config cpu` works from any folder."""
+  path, colon, base = value.partition(":")
+  if os.path.exists(path) or not re.fullmatch(r"\w+(\.py)?", path):
+    return value
+  shipped = importlib.resources.files("configs") / f"{path.removesuffix('.py')}.py"
+  return f"{shipped}{colon}{base}" if shipped.is_file() else value
+
+
+def _with_shipped_configs(argv: list[str]) -> list[str]:
+  names = _config_file_flags()
+  argv = list(argv)
+  for i, arg in enumerate(argv):
+    for name in names:
+      if arg.startswith((f"--{name}=", f"-{name}=")):
+        flag, _, value = arg.partition("=")
+        argv[i] = f"{flag}={shipped_config(value)}"
+      elif arg in (f"--{name}", f"-{name}") and i + 1 < len(argv):
+        argv[i + 1] = shipped_config(argv[i + 1])
+  return argv
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
+  argv = _with_shipped_configs(argv)
   try:
     remaining = flags.FLAGS(argv)
   except flags.Error as e:

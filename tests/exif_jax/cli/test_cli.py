@@ -199,3 +199,17 @@ def test_localize_reports_missing_inputs_before_the_model_loads(tmp_path):
   assert text_lines(result.stderr) == [
       f"error: no such file or folder: {tmp_path / 'nosuch.jpg'}"]
   assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("config", ["tiny", "tiny.py", "image_consistency:tiny"])
+def test_a_shipped_config_is_found_by_name_from_another_folder(tmp_path, config):
+  result = subprocess.run(
+      [sys.executable, "-m", "exif_jax", "train", "--config", config, "--workdir",
+       str(tmp_path / "run"), f"--config.data.data_dir={tmp_path / 'no_shards'}"],
+      cwd=tmp_path, capture_output=True, text=True, check=False)
+  # The config loaded (its data_dir is what is refused), and nothing was written.
+  assert result.returncode == 2
+  assert text_lines(result.stderr)[-1] == (
+      f"error: config.data.data_dir: {tmp_path / 'no_shards'}: no such dataset directory")
+  assert not (tmp_path / "run").exists()
+  assert command.shipped_config("nosuch") == "nosuch"
