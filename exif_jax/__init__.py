@@ -2,9 +2,9 @@
 
 The public API, what a notebook imports (docs/python.md); every other module is internal:
 
-  model = exif_jax.load_model()            # the bundled model, or load_model("runs/classifier")
-  localizer = exif_jax.Localizer(model)    # jitted all-pairs evaluation, exif_jax.Options(...)
+  localizer = exif_jax.load_localizer()    # the bundled model, or load_localizer("runs/stage2")
   result = localizer(exif_jax.load_image("photo.jpg"))  # .map, .score, .no_signal, ...
+  calibration = exif_jax.load_calibration()  # its decision rule: .verdict(result.score)
 
 Names load on first use, so `import exif_jax` stays cheap for commands that need no JAX.
 """
@@ -24,10 +24,11 @@ _API = {
     "load_image": ("eval.data.image_io", "load_image"),
     "Localization": ("eval.localization.localizer", "Localization"),
     "Localizer": ("eval.localization.localizer", "Localizer"),
+    "load_localizer": ("eval.localization.localizer", "load"),
     "Options": ("eval.localization.localizer", "Options"),
     "train_and_evaluate": ("exif_jax.training.train", "train_and_evaluate"),
 }
-__all__ = sorted([*_API, "load_model"])
+__all__ = sorted([*_API, "load_model", "load_calibration"])
 
 
 def load_model(path: str | None = None) -> Any:
@@ -35,6 +36,15 @@ def load_model(path: str | None = None) -> Any:
   the bundled model when no path is given."""
   checkpointing = importlib.import_module("exif_jax.training.checkpointing")
   return checkpointing.restore(checkpointing.BUNDLED_MODEL if path is None else path)
+
+
+def load_calibration(path: str | None = None) -> Any:
+  """The decision rule stored with a model (eval.calibration.Calibration: .verdict(score),
+  .pixel_threshold, the measured rates), the bundled model's when no path is given; None for
+  a model without one."""
+  checkpointing = importlib.import_module("exif_jax.training.checkpointing")
+  calibration = importlib.import_module("eval.calibration")
+  return calibration.load(checkpointing.BUNDLED_MODEL if path is None else path)
 
 
 def __getattr__(name: str) -> Any:

@@ -14,6 +14,7 @@ from eval.localization import consistency as consistency_lib
 from eval.localization import maps
 from eval.localization import ncuts
 from exif_jax.data import exif_attrs
+from exif_jax.training import checkpointing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,3 +120,11 @@ class Localizer:
     separating = tuple(exif_attrs.ATTRIBUTES[i] for i in order[:self.options.num_separating])
     return attribute_maps.astype(np.float32), separating
 
+
+def load(path: str | None = None, options: Options = Options()) -> Localizer:
+  """The Localizer of the model saved at `path` (the bundled model when None). A stage-1
+  checkpoint, whose same-image classifier is untrained, is refused with
+  checkpointing.CheckpointError."""
+  path = checkpointing.BUNDLED_MODEL if path is None else path
+  checkpointing.check_maps_images(checkpointing.restore_config(path), path)
+  return Localizer(checkpointing.restore(path), options)

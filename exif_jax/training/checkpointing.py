@@ -234,6 +234,19 @@ def restore_config(path: epath.PathLike) -> ml_collections.ConfigDict:
       _without_removed_options(config, config_dir.parent, ("model",)))
 
 
+# Stages whose checkpoints map images; a stage-1 ("exif") one has an untrained classifier.
+MAPPING_STAGES = ("classifier", "image_consistency", "camera_classification")
+
+
+def check_maps_images(config: ml_collections.ConfigDict, path: epath.PathLike) -> None:
+  """CheckpointError, in one line, for a checkpoint whose same-image classifier was never
+  trained: its maps would be noise, not a weaker model's answer."""
+  if config.get("stage", "exif") not in MAPPING_STAGES:
+    raise CheckpointError(
+        f"{path}: a stage-1 checkpoint, whose same-image classifier is untrained; train stage 2 "
+        f"from it (--config.stage=classifier --config.init_from={path}) and load that")
+
+
 def restore(path: epath.PathLike, model: nnx.Module | None = None) -> nnx.Module:
   """The model saved at `path`, in eval mode; into `model` if given (its config must match).
 

@@ -230,6 +230,7 @@ def main(argv):
     model = convert(load_mapping(weights, original_names(config.model)), config.model)
   except (ValueError, OSError) as e:
     raise command.NothingDone(f"{weights}: {e}") from None
+  config.stage = "classifier"  # The original's classify/ layers are its trained stage 2.
   saved = checkpointing.save_model(flags.FLAGS.out, model, config)
   print(f"converted {flags.FLAGS.weights} -> {saved}")
 

@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
@@ -24,3 +26,13 @@ def test_import_exif_jax_is_cheap_and_every_public_name_resolves():
   result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_load_localizer_refuses_a_stage_one_checkpoint_in_one_line(tiny_run):
+  import exif_jax  # pylint: disable=g-import-not-at-top
+  workdir, _ = tiny_run  # Stage 1 ("exif"): its classifier never trained.
+  with pytest.raises(exif_jax.CheckpointError) as error:
+    exif_jax.load_localizer(str(workdir))
+  message = str(error.value)
+  assert message.startswith(f"{workdir}: a stage-1 checkpoint, whose same-image classifier is "
+                            "untrained") and "\n" not in message
