@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import pathlib
+import time
 from typing import Any, Iterator
 
 from exif_jax.data import files
@@ -15,6 +16,7 @@ from exif_jax.data import files
 SETTINGS = "settings.json"
 _LOCK = ".lock"
 _SUMMARY_LOCK = ".summary.lock"
+_WORKER_START_S = 10  # How long a worker waits for another that holds OUT while it starts.
 # What a run leaves in OUT before its settings: the workers of a split start it together.
 _LOCKS = (_LOCK, _SUMMARY_LOCK)
 
@@ -95,12 +97,24 @@ def locked(out: pathlib.Path, worker_index: int = 0, num_workers: int = 1) -> It
     if alone:
       _remove_temporaries(out)
     if num_workers > 1:
-      if not _try_flock(fd, fcntl.LOCK_SH):  # Shared from now on: the other workers join.
+      if not _shared_soon(fd):  # Shared from now on: the other workers join.
         raise _in_use(out)
       stack.callback(os.close, _hold_share(out, worker_index, num_workers))
     elif not alone:
       raise _in_use(out)
     yield
+
+
+def _shared_soon(fd: int) -> bool:
+  """The shared lock, waiting a few seconds for it: a worker of the split that starts at the
+  same moment holds the lock alone while it removes a killed run's temporaries. A run of the
+  whole list holds it for good, and is reported in use."""
+  deadline = time.monotonic() + _WORKER_START_S
+  while not _try_flock(fd, fcntl.LOCK_SH):
+    if time.monotonic() > deadline:
+      return False
+    time.sleep(0.05)
+  return True
 
 
 def _in_use(out: pathlib.Path) -> OutError:

@@ -228,20 +228,28 @@ def _run_main(main: Callable[[list[str]], int | None], argv: list[str]) -> int |
   return USAGE_OR_NOTHING_DONE
 
 
+# The coroutine in which Orbax reads one array of a checkpoint.
+_ORBAX_ARRAY_READ = "_read_array_index_and_device_put"
+
+
 def _quiet_posts_to_closed_loops(hook):
   """`hook` less the RuntimeError of a result posted to an asyncio loop that has closed.
 
   Orbax reads a checkpoint through TensorStore in an event loop of its own; when one read
   fails (a corrupt manifest) it raises and closes the loop while the other reads run on, and
   each then posts its result to the closed loop: an "Event loop is closed" traceback, often at
-  exit, under the command's one error line. Nobody awaits those results, and the failure that
-  matters has been raised where it happened; any other unraisable still reaches `hook`.
+  exit, under the command's one error line; the other failed reads are collected unawaited at
+  exit, with theirs. Nobody awaits those results, and the failure that matters has been raised
+  where it happened; any other unraisable still reaches `hook`.
   """
   def quiet(unraisable) -> None:
-    frames = traceback.extract_tb(unraisable.exc_traceback)
-    if not (isinstance(unraisable.exc_value, RuntimeError)
-            and str(unraisable.exc_value) == "Event loop is closed"
-            and any(frame.name == "call_soon_threadsafe" for frame in frames)):
+    names = {frame.name for frame in traceback.extract_tb(unraisable.exc_traceback)}
+    posted_to_closed_loop = (isinstance(unraisable.exc_value, RuntimeError)
+                             and str(unraisable.exc_value) == "Event loop is closed"
+                             and "call_soon_threadsafe" in names)
+    # The failed reads themselves, collected unawaited at exit.
+    abandoned_read = _ORBAX_ARRAY_READ in names
+    if not (posted_to_closed_loop or abandoned_read):
       hook(unraisable)
   return quiet
 
