@@ -288,4 +288,7 @@ def _hide_library_logs() -> None:
   root = logging.getLogger()
   root.removeHandler(absl_logging.get_absl_handler())
   root.addHandler(_ProjectLines())
+  # asyncio reports only tasks nobody awaits (an Orbax restore's other reads, once one failed),
+  # also at exit, when its records may reach logging's last-resort handler instead of ours.
+  logging.getLogger("asyncio").setLevel(logging.CRITICAL)
   warnings.simplefilter("ignore")
