@@ -20,6 +20,7 @@ from sklearn import metrics
 
 from eval import calibration
 from eval.localization import maps
+from eval.runs import results
 
 STATISTICS = {
     "mean": maps.detection_score,
@@ -36,7 +37,7 @@ def labelled_maps(out: pathlib.Path) -> tuple[list[np.ndarray], np.ndarray]:
   for path in sorted((out / "results").glob("*.json")):
     record = json.loads(path.read_text())
     if "score" in record and record.get("spliced") is not None:
-      heats.append(np.load(out / "maps" / f"{record['stem']}.npy"))
+      heats.append(np.load(results.map_path(out, record["stem"])))
       labels.append(int(record["spliced"]))
   return heats, np.array(labels)
 

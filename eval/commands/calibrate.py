@@ -11,7 +11,6 @@ verdicts with the measured error rates.
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 import numpy as np
@@ -21,6 +20,7 @@ from absl import flags
 from eval import calibration
 from eval.data import datasets
 from eval.localization import maps
+from eval.runs import out_folder
 from eval.runs import results
 from exif_jax.cli import command
 from exif_jax.cli import ctrl_c
@@ -50,20 +50,18 @@ def _model_sha256(model: str) -> str:
 def _read_set(images: str, masks: str, out: pathlib.Path, model_sha256: str
               ) -> tuple[dict[str, list[float]], list[tuple[np.ndarray, np.ndarray]]]:
   """A set's labelled scores, and the (mask, map) of its spliced images."""
-  settings = json.loads((out / "settings.json").read_text())
+  settings = out_folder.read_settings(out / out_folder.SETTINGS)
   if settings.get("model_sha256") != model_sha256:
     raise ValueError(f"{out}: an evaluation of another model than {_MODEL.value}")
   scores, labels, pixels = [], [], []
   for example in datasets.folder_pair(images, masks):
-    name = results.storage_name(example.stem)
-    try:
-      record = json.loads((out / "results" / f"{name}.json").read_text())
-    except OSError:
+    record = results.read_record(example, out)
+    if not isinstance(record, dict):
       raise ValueError(f"{out}: no result for {example.image_path}: run `exif-jax eval` on "
-                       "this set first") from None
+                       "this set first")
     if "score" not in record:
       continue  # Skipped by eval: its reason is in the record.
-    heat = np.load(out / "maps" / f"{name}.npy")
+    heat = np.load(results.map_path(out, results.storage_name(example.stem)))
     scores.append(maps.detection_score(heat))
     labels.append(int(example.spliced))
     if example.spliced:

@@ -35,7 +35,8 @@ _WAIT_FOR_OTHER_PROCESSES_S = 24 * 3600
 
 def splits_images() -> bool:
   """Whether this process is one of several sharing --out."""
-  return shared_flags.NUM_WORKERS.value > 1 or shared_flags.DISTRIBUTED.value or bool(shared_flags.COORDINATOR_ADDRESS.value)
+  return (shared_flags.NUM_WORKERS.value > 1 or shared_flags.DISTRIBUTED.value
+          or bool(shared_flags.COORDINATOR_ADDRESS.value))
 
 
 def worker_split() -> workers.Split:
@@ -45,7 +46,8 @@ def worker_split() -> workers.Split:
     return workers.Split(shared_flags.NUM_WORKERS.value, shared_flags.WORKER_INDEX.value)
   sharding.initialize(ml_collections.ConfigDict({
       "distributed": True, "coordinator_address": shared_flags.COORDINATOR_ADDRESS.value,
-      "num_processes": shared_flags.NUM_PROCESSES.value, "process_id": shared_flags.PROCESS_ID.value}),
+      "num_processes": shared_flags.NUM_PROCESSES.value,
+      "process_id": shared_flags.PROCESS_ID.value}),
       shutdown_timeout_s=_WAIT_FOR_OTHER_PROCESSES_S)
   return workers.from_jax()
 
@@ -82,10 +84,15 @@ def exit_status(records: list[dict[str, Any]]) -> int:
   return command.exit_status(len(records) - skipped, skipped)
 
 
+def checkpoints() -> list[str]:
+  """The models of --checkpoint, in order; the bundled model when none is given."""
+  return shared_flags.CHECKPOINT.value or [checkpointing.BUNDLED_MODEL]
+
+
 def model_calibration() -> calibration_lib.Calibration | None:
   """The decision rule stored with the one model of --checkpoint (or the bundled model);
   None, so "uncalibrated", for the noise method, an ensemble or a model without one."""
-  paths = shared_flags.CHECKPOINT.value or [checkpointing.BUNDLED_MODEL]
+  paths = checkpoints()
   if shared_flags.METHOD.value == "noise" or len(paths) != 1:
     return None
   try:
@@ -108,7 +115,7 @@ def model_facts() -> dict[str, Any] | None:
   the noise method. Read after make_localizer, which has checked the configs."""
   if shared_flags.METHOD.value == "noise":
     return None
-  paths = shared_flags.CHECKPOINT.value or [checkpointing.BUNDLED_MODEL]
+  paths = checkpoints()
   config = checkpointing.restore_config(paths[0])
   facts = {"stage": config.stage, "depth": config.model.depth, "width": config.model.width,
            "steps": config.train.steps}
@@ -124,7 +131,7 @@ def make_localizer() -> (localizer_lib.Localizer | noise_method.NoiseLocalizer
     if shared_flags.CHECKPOINT.value or shared_flags.NCUTS.value:
       raise app.UsageError("--method noise uses no model: drop --checkpoint and --ncuts")
     return noise_method.NoiseLocalizer()
-  paths = shared_flags.CHECKPOINT.value or [checkpointing.BUNDLED_MODEL]
+  paths = checkpoints()
   try:
     configs = [checkpointing.restore_config(path) for path in paths]
   except (FileNotFoundError, checkpointing.CheckpointError) as e:
@@ -139,7 +146,8 @@ def make_localizer() -> (localizer_lib.Localizer | noise_method.NoiseLocalizer
     raise app.UsageError("a camera classifier gives no consistency matrix: drop --ncuts")
   # The image-consistency network's 83 head outputs are hidden units, not attributes.
   options = localizer_lib.Options(
-      num_patches=shared_flags.NUM_PATCHES.value, stride=shared_flags.STRIDE.value, ncuts=shared_flags.NCUTS.value,
+      num_patches=shared_flags.NUM_PATCHES.value, stride=shared_flags.STRIDE.value,
+      ncuts=shared_flags.NCUTS.value,
       attribute_maps=shared_flags.ATTR_MAPS.value and stage != "image_consistency",
       pair_memory_bytes=shared_flags.PAIR_MEMORY_MB.value * 2**20)
   try:

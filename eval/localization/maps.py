@@ -29,10 +29,6 @@ from eval.localization.patch_grid import PATCH_SIZE
 WORKING_SHAPE = (64, 64)
 
 
-# What settings.json records of the detection score: OUTs scored otherwise are not mixed.
-DETECTION_SCORE = "mean of the map"
-
-
 def detection_score(heat: np.ndarray) -> float:
   """The mean of the map, the paper's detection score, for every method.
 

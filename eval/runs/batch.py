@@ -16,7 +16,6 @@ from tqdm import tqdm
 from eval import calibration as calibration_lib
 from eval.data import datasets
 from eval.localization import localizer as localizer_lib
-from eval.localization import maps
 from eval.reporting import header
 from eval.runs import out_folder
 from eval.runs import pipeline
@@ -56,8 +55,7 @@ def run(examples: list[datasets.Example], localizer: localizer_lib.Localizer,
   Holds out_folder.locked(out) throughout; raises out_folder.OutError when another run holds
   it or `out` holds results of another model or other options.
   """
-  settings = {**localizer.settings, "max_pixels": max_pixels,
-              "detection_score": maps.DETECTION_SCORE, **(input_settings or {}),
+  settings = {**localizer.settings, "max_pixels": max_pixels, **(input_settings or {}),
               **calibration_lib.settings(calibration)}
   whole_list, examples = examples, split.take(examples)
   if split != workers.WHOLE_LIST:

@@ -63,6 +63,11 @@ def storage_name(stem: str) -> str:
   return f"{name[:_KEPT_PREFIX]}~{hashlib.sha256(name.encode()).hexdigest()[:_HASH_DIGITS]}"
 
 
+def map_path(out: pathlib.Path, name: str) -> pathlib.Path:
+  """OUT/maps/<name>.npy: the map of the input stored under `name` (storage_name)."""
+  return out / "maps" / f"{name}.npy"
+
+
 def identity(example: datasets.Example) -> dict[str, str]:
   """What a result is filed under and what it is of: name, printable stem and input path."""
   return {"stem": storage_name(example.stem), "name": files.display_name(example.stem),
@@ -89,7 +94,7 @@ def save_outputs(out: pathlib.Path, name: str, image: np.ndarray,
                   result: localizer_lib.Localization, mask: np.ndarray | None = None) -> None:
   """The image's files in OUT; its ground-truth `mask`, when known, at the thumbnail's size
   for the report (which reads nothing but OUT)."""
-  _save_array(out / "maps" / f"{name}.npy", result.map)
+  _save_array(map_path(out, name), result.map)
   _save_image(out / "maps" / f"{name}.png", report.heatmap_image(result.map), "PNG")
   thumb = report.thumbnail(image)
   # JPEG: a photo's thumbnail encodes 70x faster than as a PNG, at a sixth of the size.
@@ -163,7 +168,7 @@ def _is_result(record: Any, identity: dict[str, str]) -> bool:
           and isinstance(metrics.get("p-ap", 0.0), numbers.Real))
 
 
-def _read_record(example: datasets.Example, out: pathlib.Path) -> Any:
+def read_record(example: datasets.Example, out: pathlib.Path) -> Any:
   """What OUT/results holds for this input's name (any JSON), or None."""
   try:
     return json.loads((out / "results" / f"{storage_name(example.stem)}.json").read_text())
@@ -175,7 +180,7 @@ def earlier_result(example: datasets.Example, out: pathlib.Path,
                    max_pixels: int) -> dict[str, Any] | None:
   """The result an earlier run left for this input, if the input is unchanged since (same
   path and sha256) and its map and thumbnail are still there; skips are never kept."""
-  return _kept(_read_record(example, out), example, out, max_pixels)
+  return _kept(read_record(example, out), example, out, max_pixels)
 
 
 def _kept(record: Any, example: datasets.Example, out: pathlib.Path,
@@ -189,7 +194,7 @@ def _kept(record: Any, example: datasets.Example, out: pathlib.Path,
     expected["sha256"] = image_io.file_sha256(example.image_path, max_pixels)
   except (OSError, ValueError):  # An input gone bad.
     return None
-  outputs = (out / "maps" / f"{name}.npy", out / "thumbs" / f"{name}.jpg")
+  outputs = (map_path(out, name), out / "thumbs" / f"{name}.jpg")
   return record if _is_result(record, expected) and all(map(os.path.exists, outputs)) else None
 
 
@@ -197,7 +202,7 @@ def final_result(example: datasets.Example, out: pathlib.Path,
                  max_pixels: int) -> dict[str, Any] | None:
   """The record the summaries take for this input: its kept result, or the reason its last
   run skipped it (the next run of its worker retries it); None while it is to do."""
-  record = _read_record(example, out)
+  record = read_record(example, out)
   if (isinstance(record, dict) and isinstance(record.get("error"), str)
       and all(record.get(k) == v for k, v in identity(example).items())):
     return record

@@ -22,6 +22,7 @@ from eval import metrics as metrics_lib
 from eval.data import datasets
 from eval.reporting import report
 from eval.runs import out_folder
+from eval.runs import results
 from eval.runs import workers
 from exif_jax.data import files
 
@@ -43,15 +44,15 @@ def after_share(whole_list: list[datasets.Example], share_records: list[dict[str
 
 
 def _write_once_complete(out: pathlib.Path,
-                            results: Callable[[], list[dict[str, Any] | None]],
-                            summarize: Callable[[list[dict[str, Any]]], None]) -> None:
-  """After this worker's images: summarize(every result) when `results()` (each example's
+                         final_results: Callable[[], list[dict[str, Any] | None]],
+                         summarize: Callable[[list[dict[str, Any]]], None]) -> None:
+  """After this worker's images: summarize(every result) when `final_results()` (each example's
   result in OUT, None while it is to do) holds them all and the summaries were not written
   from exactly these yet. One process at a time (out_folder.serialized), so that of two
   workers finishing together the second sees the first one's results.
   """
   with out_folder.serialized(out):
-    done = results()
+    done = final_results()
     remaining = sum(record is None for record in done)
     if remaining:
       logging.info("%d of %d images remain for the other workers; the last to finish writes "
@@ -74,7 +75,7 @@ def _cell(text: str) -> str:
 
 
 def write(examples: list[datasets.Example], records: list[dict[str, Any]],
-              out: pathlib.Path, title: str, settings: dict[str, Any]) -> None:
+          out: pathlib.Path, title: str, settings: dict[str, Any]) -> None:
   """scores.csv, metrics.json and report.html of this run's examples, from OUT alone."""
   table = io.StringIO()
   writer = csv.writer(table)
@@ -87,7 +88,7 @@ def write(examples: list[datasets.Example], records: list[dict[str, Any]],
   dataset = metrics_lib.DatasetMetrics()
   for example, record in zip(examples, records):
     if "score" in record:
-      heat = np.load(out / "maps" / f"{record['stem']}.npy")
+      heat = np.load(results.map_path(out, record["stem"]))
       dataset.add(heat, mask=example.mask, label=example.spliced, score=record["score"])
   if any(example.mask_path is not None for example in examples):
     files.write_json(out / "metrics.json", dataset.result())

@@ -17,7 +17,7 @@ import runpy
 import sys
 import traceback
 import warnings
-from typing import Callable, NoReturn, Sequence
+from typing import Callable, Iterator, NoReturn, Sequence
 
 from absl import app
 from absl import flags
@@ -116,15 +116,10 @@ def shipped_config(value: str) -> str:
 
 
 def _with_shipped_configs(argv: list[str]) -> list[str]:
-  names = _config_file_flags()
   argv = list(argv)
-  for i, arg in enumerate(argv):
-    for name in names:
-      if arg.startswith((f"--{name}=", f"-{name}=")):
-        flag, _, value = arg.partition("=")
-        argv[i] = f"{flag}={shipped_config(value)}"
-      elif arg in (f"--{name}", f"-{name}") and i + 1 < len(argv):
-        argv[i + 1] = shipped_config(argv[i + 1])
+  for name in _config_file_flags():
+    for i, prefix, value in _flag_values(argv, name):
+      argv[i] = prefix + shipped_config(value)
   return argv
 
 
@@ -183,15 +178,21 @@ def _config_file_flags() -> list[str]:
           if isinstance(flags.FLAGS[name].parser, config_flags.ConfigFileFlagParser)]
 
 
-def _flag_value(argv: Sequence[str], name: str) -> str | None:
-  """The last value given to --NAME, as --NAME=VALUE or --NAME VALUE."""
-  value = None
+def _flag_values(argv: Sequence[str], name: str) -> Iterator[tuple[int, str, str]]:
+  """(index, prefix, value) of each value given to --NAME: argv[index] is prefix + value
+  ("--NAME=" for --NAME=VALUE, "" for the argument after --NAME)."""
   for i, arg in enumerate(argv):
     if arg.startswith((f"--{name}=", f"-{name}=")):
-      value = arg.partition("=")[2]
+      flag, _, value = arg.partition("=")
+      yield i, f"{flag}=", value
     elif arg in (f"--{name}", f"-{name}") and i + 1 < len(argv):
-      value = argv[i + 1]
-  return value
+      yield i + 1, "", argv[i + 1]
+
+
+def _flag_value(argv: Sequence[str], name: str) -> str | None:
+  """The last value given to --NAME, as --NAME=VALUE or --NAME VALUE."""
+  values = [value for _, _, value in _flag_values(argv, name)]
+  return values[-1] if values else None
 
 
 def _has_field(config: ml_collections.ConfigDict, field: str) -> bool:
