@@ -40,8 +40,9 @@ def load(model_dir: epath.PathLike) -> dict[str, Any] | None:
 
 
 def facts(results: dict[str, float], data_dir: epath.PathLike) -> dict[str, Any]:
-  """validation.json from train.evaluate's results on the dataset at `data_dir`; its held-out
-  camera models are null when that dataset is gone (an export long after training)."""
+  """validation.json from train.evaluate's results on the dataset at `data_dir` (recorded as
+  given, so that a shipped file names no machine's folders); its held-out camera models are
+  null when that dataset is gone (an export long after training)."""
   attributes = {
       name: {"auc": auc, "balanced_accuracy": results[f"val/accuracy/{name}"]}
       for name, auc in ((key.removeprefix("val/auc/"), value) for key, value in results.items()
@@ -50,7 +51,7 @@ def facts(results: dict[str, float], data_dir: epath.PathLike) -> dict[str, Any]
   held_out = (sorted({photo.camera for photo in records.photo_index(path, "val")[0]})
               if path.exists() else None)
   return {"mean_auc": results["val/mean_auc"], "num_pairs": results.get("val/num_pairs"),
-          "dataset": os.fspath(checkpointing.absolute(path)), "held_out_cameras": held_out,
+          "dataset": os.fspath(path), "held_out_cameras": held_out,
           "attributes": attributes}
 
 
