@@ -20,7 +20,8 @@ Output, the layout `eval.data.datasets.load("folder", OUT)` reads:
 Evaluation must use cameras held out of training: restrict the inputs with --cameras,
 --exclude_cameras or --cameras_from DATASET/dataset_info.json --split val.
 
-  python -m eval.data.synth_splices --photos DIR --out DIR --num_spliced N --num_authentic M --seed S
+  python -m eval.data.synth_splices --photos DIR --out DIR --num_spliced N --num_authentic M \
+      --seed S
 
 The set is drawn from the photos, not made of each: photos that cannot be used (data_prep's
 rules: unreadable, truncated, no camera in EXIF, not RGB, under 128 px) are named on stderr

@@ -1,4 +1,5 @@
-"""TFDS builders for the splice benchmarks: thin wrappers over `eval.data.datasets`, manual_dir only.
+"""TFDS builders for the splice benchmarks: thin wrappers over `eval.data.datasets`,
+manual_dir only.
 
 TensorFlow is not needed: prepare with `file_format="array_record"` and read NumPy examples
 with `builder.as_data_source()`:

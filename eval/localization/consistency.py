@@ -12,9 +12,10 @@ projections again, only the pairs with a region patch on one side, and reduces e
 it goes.
 
 Every local device takes part: patches and pair rows are split over a 1-D mesh (the `data`
-axis of exif_jax.training.sharding), the model states replicated. Batch and block sizes are multiples of
-the device count, and the memory budget holds for a whole block across devices. Each patch and
-each pair row is computed on its own, so the result does not depend on the device count. The
+axis of exif_jax.training.sharding), the model states replicated. Batch and block sizes are
+multiples of the device count, and the memory budget holds for a whole block across devices.
+Each patch and each pair row is computed on its own, so the result does not depend on the
+device count. The
 programs hold no collective: projections gather through the host (a few MB), and a tile's sums
 over its rows come back per device. So no device waits in a rendezvous for another, which on
 fake CPU devices with several programs queued can exceed XLA's timeout and abort.

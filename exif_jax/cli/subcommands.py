@@ -16,7 +16,8 @@ from exif_jax.cli import ctrl_c
 
 SUBCOMMANDS = {
     "prep": ("data_prep.__main__", "photos -> ArrayRecord shards + dataset_info.json"),
-    "train": ("exif_jax.main", "train stage 1 (EXIF consistency), stage 2 (classifier) or a baseline"),
+    "train": ("exif_jax.main",
+              "train stage 1 (EXIF consistency), stage 2 (classifier) or a baseline"),
     "validate": ("exif_jax.training.validate",
                  "what a model tells apart on held-out camera models -> MODEL/validation.json"),
     "eval": ("eval.commands.run_eval", "batch evaluation of a checkpoint over a benchmark folder"),

@@ -1,4 +1,5 @@
-"""Model-only copy of a run's latest checkpoint: python -m exif_jax.training.export --checkpoint W --out DIR.
+"""Model-only copy of a run's latest checkpoint:
+python -m exif_jax.training.export --checkpoint W --out DIR.
 
 Drops the optimizer and data state, keeps the model and its config, so the copy is small
 enough to ship (the bundled model in exif_jax/bundled_model is made this way) and

@@ -73,15 +73,16 @@ def test_localize_and_eval_run_the_noise_method_through_the_output_contract(tmp_
   assert "No model" in (out / "report.html").read_text()
 
   evaluated = tmp_path / "eval"
-  command = [sys.executable, "-m", "eval.commands.run_eval", "--images", str(CHART_SPLICES / "images"),
-             "--masks", str(CHART_SPLICES / "masks"), "--out", str(evaluated), "--method", "noise"]
+  command = [sys.executable, "-m", "eval.commands.run_eval",
+             "--images", str(CHART_SPLICES / "images"), "--masks", str(CHART_SPLICES / "masks"),
+             "--out", str(evaluated), "--method", "noise"]
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode == 0, result.stderr[-2000:]
   metrics_json = json.loads((evaluated / "metrics.json").read_text())
   assert 0 <= metrics_json["p-mAP"] <= 1 and "detection_auc" in metrics_json
 
-  with_model = [sys.executable, "-m", "eval.commands.localize", str(CHART_SPLICES / "images"), "--out",
-                str(out), "--num_patches", "16"]
+  with_model = [sys.executable, "-m", "eval.commands.localize", str(CHART_SPLICES / "images"),
+                "--out", str(out), "--num_patches", "16"]
   result = subprocess.run(with_model, cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode != 0 and "other settings" in result.stderr  # Never mixed.
 

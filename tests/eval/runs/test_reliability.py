@@ -230,7 +230,8 @@ def test_a_run_refuses_an_out_that_another_run_holds(tmp_path):
 ])
 def test_a_flag_out_of_range_is_one_line_before_any_work(module, flag, tmp_path):
   out = tmp_path / "out"
-  inputs = [str(EXAMPLE)] if module == "eval.commands.localize" else [f"--photos={FIXTURES / 'camera'}"]
+  inputs = ([str(EXAMPLE)] if module == "eval.commands.localize"
+            else [f"--photos={FIXTURES / 'camera'}"])
   result = subprocess.run([sys.executable, "-m", module, *inputs, f"--out={out}", flag],
                           cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode == 2, result.stderr[-3000:]

@@ -90,7 +90,8 @@ def test_report_embeds_the_chart(sweep_out):
 
 def test_noise_method_sweeps_too(tmp_path):
   out = tmp_path / "out"
-  run_module("eval.commands.run_eval", *eval_args(out, "--method", "noise", "--perturb", "resize=0.5"))
+  run_module("eval.commands.run_eval",
+             *eval_args(out, "--method", "noise", "--perturb", "resize=0.5"))
   table = json.loads((out / "robustness.json").read_text())
   assert json.loads((out / "perturb" / "resize-0.5" / "settings.json").read_text())[
       "method"] == "noise"

@@ -308,8 +308,9 @@ def test_repeated_checkpoints_localize_as_an_ensemble(tiny_run, splices, tmp_pat
   assert error.startswith(f"error: {checkpointing.BUNDLED_MODEL}: cannot average with")
   assert "model.depth" in error or "model.width" in error
   missing = subprocess.run(
-      [sys.executable, "-m", "eval.commands.run_eval", *args, "--checkpoint", str(tmp_path / "none"),
-       "--out", str(tmp_path / "missing")], cwd=REPO, capture_output=True, text=True, check=False)
+      [sys.executable, "-m", "eval.commands.run_eval", *args,
+       "--checkpoint", str(tmp_path / "none"), "--out", str(tmp_path / "missing")],
+      cwd=REPO, capture_output=True, text=True, check=False)
   assert missing.returncode == 2
   assert missing.stderr.strip().splitlines()[-1] == (
       f"error: {tmp_path / 'none'}: no checkpoint (expected a workdir, its checkpoints/ folder "

@@ -179,7 +179,8 @@ def test_a_starting_worker_keeps_the_temporaries_of_running_ones(tmp_path):
 ])
 def test_a_bad_split_is_one_line_before_any_work(flags, message, tmp_path):
   out = tmp_path / "out"
-  result = run([sys.executable, "-m", "eval.commands.localize", str(EXAMPLE), f"--out={out}", *flags])
+  result = run([sys.executable, "-m", "eval.commands.localize", str(EXAMPLE), f"--out={out}",
+                *flags])
   assert result.returncode == 2, result.stderr[-3000:]
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines

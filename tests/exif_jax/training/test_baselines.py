@@ -137,7 +137,8 @@ def test_camera_localizer_maps_each_patchs_heat(camera_run):
   localizer = camera_classifier.CameraLocalizer(model, localizer_lib.Options(stride=128))
   result = localizer(image)
   coords = patch_grid.grid_coords(image.shape[:2], stride=128)  # 3 x 3, no overlap.
-  heat, agree = camera_classifier.patch_heat(localizer.probabilities(patch_grid.cut_patches(image, coords)))
+  heat, agree = camera_classifier.patch_heat(
+      localizer.probabilities(patch_grid.cut_patches(image, coords)))
   assert result.no_signal == agree and result.num_patches == 9
   for (y, x), value in zip(coords, np.zeros(9) if agree else heat):
     np.testing.assert_allclose(result.map[y:y + 128, x:x + 128], value, atol=1e-6)

@@ -201,8 +201,9 @@ def test_command_line_writes_a_checkpoint_that_restore_reads(tmp_path, model, we
   np.savez(tmp_path / "exif_final.npz", **weights)
   overrides = [f"--config.model.{key}={value}" for key, value in SMALL_MODEL.items()
                if key in ("width", "feature_dim", "classifier_width")]
-  command = [sys.executable, "-m", "exif_jax.training.convert_tf1", f"--weights={tmp_path / 'exif_final.npz'}",
-             f"--out={tmp_path / 'work'}", "--config.model.head_widths=(32, 16, 8)", *overrides]
+  command = [sys.executable, "-m", "exif_jax.training.convert_tf1",
+             f"--weights={tmp_path / 'exif_final.npz'}", f"--out={tmp_path / 'work'}",
+             "--config.model.head_widths=(32, 16, 8)", *overrides]
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
 

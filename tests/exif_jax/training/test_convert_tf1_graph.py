@@ -2,9 +2,9 @@
 
 The original network (minyoungg/selfconsistency: models/exif/exif_net.py on TF-slim's
 resnet_v2_50) is built in TF1 graph mode with random weights and random batch-norm moving
-statistics, saved by tf.train.Saver and converted by exif_jax.training.convert_tf1. For patches of a real
-photo, our per-patch features, 83 attribute logits and "same image" scores must equal the
-graph's. Needs `pip install exif-jax[tf1]`; run with `pytest -m tf1`.
+statistics, saved by tf.train.Saver and converted by exif_jax.training.convert_tf1. For
+patches of a real photo, our per-patch features, 83 attribute logits and "same image" scores
+must equal the graph's. Needs `pip install exif-jax[tf1]`; run with `pytest -m tf1`.
 """
 
 import dataclasses
