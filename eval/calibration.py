@@ -46,6 +46,9 @@ class Calibration:
   pixel_f1: float  # Mean F1 of `map >= pixel_threshold` over the spliced validation images.
   # Per validation set: {"scores": [...], "labels": [...]} (1 spliced, 0 authentic).
   validation: dict[str, dict[str, list[float]]]
+  # The scores' --noise_weight (0: the learned consistency alone); verdicts apply to maps made
+  # with the same weight only.
+  noise_weight: float = 0.0
 
   def verdict(self, score: float) -> str:
     if score >= self.spliced_at:
@@ -55,7 +58,8 @@ class Calibration:
   def summary(self) -> str:
     """One line a report or a terminal prints under its verdicts."""
     counts = _pooled(self.validation)[1]
-    return (f"spliced: score >= {self.spliced_at:.3f} (on validation splices between camera "
+    fused = f"noise fused at weight {self.noise_weight:g}; " if self.noise_weight else ""
+    return (f"{fused}spliced: score >= {self.spliced_at:.3f} (on validation splices between camera "
             f"models the model never saw: {self.false_positive_rate:.0%} of "
             f"{int((counts == 0).sum())} authentic images flagged, "
             f"{self.detection_rate:.0%} of {int(counts.sum())} spliced ones found); "
@@ -73,10 +77,11 @@ def settings(calibration: Calibration | None) -> dict[str, Any]:
   that a rerun under another rule is refused instead of mixing verdicts."""
   if calibration is None:
     return {}
-  return {"calibration": {"spliced_at": calibration.spliced_at,
-                          "clear_below": calibration.clear_below,
-                          "pixel_threshold": calibration.pixel_threshold,
-                          "summary": calibration.summary()}}
+  rule = {"spliced_at": calibration.spliced_at, "clear_below": calibration.clear_below,
+          "pixel_threshold": calibration.pixel_threshold, "summary": calibration.summary()}
+  if calibration.noise_weight:
+    rule["noise_weight"] = calibration.noise_weight
+  return {"calibration": rule}
 
 
 def _pooled(validation: dict[str, dict[str, list[float]]]) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +102,7 @@ def rates(scores: np.ndarray, labels: np.ndarray, spliced_at: float, clear_below
 
 def fit(validation: dict[str, dict[str, list[float]]], pixel_threshold: float,
         pixel_f1: float, *, max_false_positive_rate: float = 0.05,
-        max_missed_rate: float = 0.05) -> Calibration:
+        max_missed_rate: float = 0.05, noise_weight: float = 0.0) -> Calibration:
   """The lowest `spliced_at` that flags at most max_false_positive_rate of the authentic
   validation images, and the highest `clear_below` that passes at most max_missed_rate of
   the spliced ones as clear (never above spliced_at)."""
@@ -113,7 +118,7 @@ def fit(validation: dict[str, dict[str, list[float]]], pixel_threshold: float,
   return Calibration(spliced_at=spliced_at, clear_below=clear_below,
                      **rates(scores, labels, spliced_at, clear_below),
                      pixel_threshold=pixel_threshold, pixel_f1=pixel_f1,
-                     validation=validation)
+                     validation=validation, noise_weight=noise_weight)
 
 
 def best_pixel_threshold(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:

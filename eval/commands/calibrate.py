@@ -6,7 +6,8 @@ camera models the model never trained on (`exif-jax synth --cameras_from ... --s
 and the `exif-jax eval --checkpoint DIR` of them. Use everyday scenes beside any chart-like set:
 a threshold fitted on flat chart patches will not hold on the photos users bring. Writes
 DIR/calibration.json (eval/calibration.py says what it holds); `localize` and `eval` then give
-verdicts with the measured error rates.
+verdicts with the measured error rates. Evaluations made with `--noise_weight W` calibrate the
+fused consistency: its verdicts are given to runs with the same weight only.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ def _model_sha256(model: str) -> str:
 
 
 def _read_set(images: str, masks: str, out: pathlib.Path, model_sha256: str
-              ) -> tuple[dict[str, list[float]], list[tuple[np.ndarray, np.ndarray]]]:
-  """A set's labelled scores, and the (mask, map) of its spliced images."""
+              ) -> tuple[dict[str, list[float]], list[tuple[np.ndarray, np.ndarray]], float]:
+  """A set's labelled scores, the (mask, map) of its spliced images and the --noise_weight
+  its maps were made with."""
   settings = out_folder.read_settings(out / out_folder.SETTINGS)
   if settings.get("model_sha256") != model_sha256:
     raise ValueError(f"{out}: an evaluation of another model than {_MODEL.value}")
@@ -66,7 +68,7 @@ def _read_set(images: str, masks: str, out: pathlib.Path, model_sha256: str
     labels.append(int(example.spliced))
     if example.spliced:
       pixels.append((example.mask, heat))
-  return {"scores": scores, "labels": labels}, pixels
+  return {"scores": scores, "labels": labels}, pixels, settings.get("noise_weight", 0.0)
 
 
 def main(argv):
@@ -76,16 +78,21 @@ def main(argv):
   if not sets or len({len(_IMAGES.value), len(_MASKS.value), len(_EVAL_OUT.value)}) != 1:
     raise app.UsageError("give each validation set as --images, --masks and --eval_out, in order")
   model_sha256 = _model_sha256(_MODEL.value)
-  validation, pixels = {}, []
+  validation, pixels, noise_weights = {}, [], {}
   try:
     for images, masks, out in sets:
       if out.name in validation:
         raise ValueError(f"{out}: two validation sets named {out.name!r}; give distinct names")
-      validation[out.name], set_pixels = _read_set(images, masks, out, model_sha256)
+      validation[out.name], set_pixels, noise_weights[out] = _read_set(
+          images, masks, out, model_sha256)
       pixels += set_pixels
+    if len(set(noise_weights.values())) > 1:
+      raise ValueError("the evaluations were made with different --noise_weight values: "
+                       + ", ".join(f"{out}: {w:g}" for out, w in noise_weights.items()))
     fitted = calibration.fit(validation, *calibration.best_pixel_threshold(pixels),
                              max_false_positive_rate=_MAX_FPR.value,
-                             max_missed_rate=_MAX_MISSED.value)
+                             max_missed_rate=_MAX_MISSED.value,
+                             noise_weight=next(iter(noise_weights.values())))
   except (OSError, ValueError, datasets.LayoutError) as e:
     raise command.NothingDone(str(e)) from None
   print(f"{calibration.save(fitted, _MODEL.value)}\n{fitted.summary()}\n"

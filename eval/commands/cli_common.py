@@ -91,14 +91,18 @@ def checkpoints() -> list[str]:
 
 def model_calibration() -> calibration_lib.Calibration | None:
   """The decision rule stored with the one model of --checkpoint (or the bundled model);
-  None, so "uncalibrated", for the noise method, an ensemble or a model without one."""
+  None, so "uncalibrated", for the noise method, an ensemble, a model without one or one
+  calibrated with another --noise_weight."""
   paths = checkpoints()
   if shared_flags.METHOD.value == "noise" or len(paths) != 1:
     return None
   try:
-    return calibration_lib.load(paths[0])
+    calibration = calibration_lib.load(paths[0])
   except ValueError as e:
     raise command.NothingDone(str(e)) from None
+  if calibration is None or calibration.noise_weight != shared_flags.NOISE_WEIGHT.value:
+    return None  # Thresholds fitted on other scores (learned alone, or another fusion).
+  return calibration
 
 
 def print_metrics(out: pathlib.Path) -> None:
@@ -128,8 +132,10 @@ def make_localizer() -> (localizer_lib.Localizer | noise_method.NoiseLocalizer
   """The method of --method, or that of the checkpoints' training stage: a camera classifier
   maps the patches that predict another camera than most; the others the consistency map."""
   if shared_flags.METHOD.value == "noise":
-    if shared_flags.CHECKPOINT.value or shared_flags.NCUTS.value:
-      raise app.UsageError("--method noise uses no model: drop --checkpoint and --ncuts")
+    if (shared_flags.CHECKPOINT.value or shared_flags.NCUTS.value
+        or shared_flags.NOISE_WEIGHT.value):
+      raise app.UsageError("--method noise uses no model: drop --checkpoint, --ncuts and "
+                           "--noise_weight")
     return noise_method.NoiseLocalizer()
   paths = checkpoints()
   try:
@@ -142,14 +148,17 @@ def make_localizer() -> (localizer_lib.Localizer | noise_method.NoiseLocalizer
     except ValueError as e:
       raise command.NothingDone(f"{path}: cannot average with {paths[0]}: {e}") from None
   stage = configs[0].get("stage")
-  if stage == "camera_classification" and shared_flags.NCUTS.value:
-    raise app.UsageError("a camera classifier gives no consistency matrix: drop --ncuts")
+  if stage == "camera_classification" and (shared_flags.NCUTS.value
+                                           or shared_flags.NOISE_WEIGHT.value):
+    raise app.UsageError("a camera classifier gives no consistency matrix: drop --ncuts and "
+                         "--noise_weight")
   # The image-consistency network's 83 head outputs are hidden units, not attributes.
   options = localizer_lib.Options(
       num_patches=shared_flags.NUM_PATCHES.value, stride=shared_flags.STRIDE.value,
       ncuts=shared_flags.NCUTS.value,
       attribute_maps=shared_flags.ATTR_MAPS.value and stage != "image_consistency",
-      pair_memory_bytes=shared_flags.PAIR_MEMORY_MB.value * 2**20)
+      pair_memory_bytes=shared_flags.PAIR_MEMORY_MB.value * 2**20,
+      noise_weight=shared_flags.NOISE_WEIGHT.value)
   try:
     models = [checkpointing.restore(path) for path in paths]
   except checkpointing.CheckpointError as e:

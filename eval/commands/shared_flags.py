@@ -28,6 +28,11 @@ MASKS = flags.DEFINE_string(
     "stem; an image without one is authentic. The report outlines them beside the maps and "
     "shows the metrics (metrics.json).")
 NCUTS = flags.DEFINE_bool("ncuts", False, "Also segment with Normalized Cuts.")
+NOISE_WEIGHT = flags.DEFINE_float(
+    "noise_weight", 0.0, "With the learned model: > 0 fuses the noise method's evidence into "
+    "every patch pair's P(same image), in log-odds with this weight (0.5 was fitted for the "
+    "bundled model, docs/evaluation.md); 0: the learned consistency alone. Verdicts need a "
+    "calibration fitted with the same weight.", lower_bound=0)
 ATTR_MAPS = flags.DEFINE_bool("attr_maps", True, "Write the 83 per-attribute maps.")
 PAIR_MEMORY_MB = flags.DEFINE_integer(
     "pair_memory_mb", 256, "Patch pairs are evaluated in blocks of at most this many MiB of "

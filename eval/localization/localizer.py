@@ -13,6 +13,7 @@ from flax import nnx
 from eval.localization import consistency as consistency_lib
 from eval.localization import maps
 from eval.localization import ncuts
+from eval.localization import noise_levels
 from exif_jax.data import exif_attrs
 from exif_jax.training import checkpointing
 
@@ -42,6 +43,9 @@ class Options:
   attribute_map_side: int = 128  # Per-attribute maps are for looking at, not scoring.
   num_separating: int = 3
   pair_memory_bytes: int = 256 * 2**20  # Pair activations live at most this much at a time.
+  # > 0: the fused consistency, the learned P(same image) moved in log-odds by this times the
+  # pair's noise-level evidence (noise_levels.fused_consistency); 0: the learned one alone.
+  noise_weight: float = 0.0
 
   def patch_grid(self, image: np.ndarray) -> consistency_lib.PatchGrid:
     """The patches these options cut from `image`. Raises ValueError for an image smaller than
@@ -79,6 +83,8 @@ class Localizer:
         name: getattr(options, name) for name in _RESULT_OPTIONS}}
     if len(models) > 1:
       self.settings["ensemble_size"] = len(models)
+    if options.noise_weight:
+      self.settings["noise_weight"] = options.noise_weight
 
   def prepare(self, image: np.ndarray) -> consistency_lib.PatchGrid:
     """The host work on `image` (its patches), which may run in another thread ahead of
@@ -90,13 +96,17 @@ class Localizer:
     """image: uint8 HxWx3; prepared: its `prepare`, when done ahead. Raises ValueError for an
     image smaller than one patch."""
     options = self.options
-    result = self.consistency.of_patches(
-        self.prepare(image) if prepared is None else prepared)
-    merged = maps.consistency_map(result.matrix, result.coords, image.shape[:2])
+    grid = self.prepare(image) if prepared is None else prepared
+    result = self.consistency.of_patches(grid)
+    matrix = result.matrix
+    if options.noise_weight:
+      log_odds = noise_levels.pair_log_odds(*noise_levels.patch_noise(grid.patches))
+      matrix = noise_levels.fused_consistency(matrix, log_odds, options.noise_weight)
+    merged = maps.consistency_map(matrix, result.coords, image.shape[:2])
     fields = dict(map=merged.map.astype(np.float32), score=merged.score,
                   no_signal=merged.no_signal, num_patches=len(result.coords))
     if options.ncuts:
-      fields["ncuts"] = ncuts.normalized_cuts(result.matrix, result.coords, image.shape[:2]).map
+      fields["ncuts"] = ncuts.normalized_cuts(matrix, result.coords, image.shape[:2]).map
     if options.attribute_maps:
       fields["attribute_maps"], fields["separating"] = self._attribute_maps(
           result, merged.members, image.shape[:2])

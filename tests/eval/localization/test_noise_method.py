@@ -10,6 +10,7 @@ from PIL import Image
 
 from conftest import CHART_SPLICES, REPO, SHARED_DATA
 from eval import metrics
+from eval.localization import noise_levels
 from eval.localization import noise_method
 
 
@@ -49,7 +50,7 @@ def test_flat_image_has_no_signal():
 def test_block_count_is_bounded_on_large_images():
   image = np.random.default_rng(1).integers(0, 255, (3000, 4000, 3), np.uint8)
   result = noise_method.NoiseLocalizer()(image)
-  assert result.num_patches <= noise_method.MAX_BLOCKS_PER_SIDE**2
+  assert result.num_patches <= noise_levels.MAX_BLOCKS_PER_SIDE**2
   assert result.map.shape == (3000, 4000)
 
 
