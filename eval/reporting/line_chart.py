@@ -55,7 +55,7 @@ def _panel(draw: ImageDraw.ImageDraw, left: int, panel: Panel,
   for tick in range(6):
     value = low + (high - low) * tick / 5
     draw.line([(x0, y_of(value)), (x1, y_of(value))], fill=_GRID)
-    draw.text((x0 - 4, y_of(value)), f"{value:.1f}", fill=_INK, font=font, anchor="rm")
+    draw.text((x0 - 4, y_of(value)), f"{value:.2f}", fill=_INK, font=font, anchor="rm")
   draw.rectangle([x0, y0, x1, y1], outline=_INK)
   step = (x1 - x0) / max(len(panel.x_labels) - 1, 1)
   xs = [x0 + step * i for i in range(len(panel.x_labels))]
