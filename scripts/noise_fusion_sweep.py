@@ -30,6 +30,7 @@ _CACHE = flags.DEFINE_string("cache", None, "Folder for the per-image matrices."
 _WEIGHTS = flags.DEFINE_list("weights", ["0", "0.5", "1", "2", "4", "noise"], "Weights W.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Model (the bundled one by default).")
 _NUM_PATCHES = flags.DEFINE_integer("num_patches", 500, "Patches per image.")
+_METRICS = ("p-mAP", "pixel_mAP", "detection_auc")
 
 
 def _cached(example: datasets.Example, cache: pathlib.Path, model) -> dict[str, np.ndarray]:
@@ -77,9 +78,8 @@ def main(argv):
                                       tuple(entry["shape"]))
         dataset.add(result.map, mask=example.mask, label=example.spliced, score=result.score)
       metrics = dataset.result()
-      print(json.dumps({"set": name, "weight": weight, **{
-          key: round(metrics.get(key, float("nan")), 4) for key in ("p-mAP", "pixel_mAP", "detection_auc")}}),
-            flush=True)
+      shown = {key: round(metrics.get(key, float("nan")), 4) for key in _METRICS}
+      print(json.dumps({"set": name, "weight": weight, **shown}), flush=True)
 
 
 if __name__ == "__main__":
