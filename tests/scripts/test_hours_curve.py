@@ -1,0 +1,38 @@
+"""The hours curve: a real run's evaluations against CPU-hours and pairs seen, table and plot."""
+
+import io
+import json
+
+import numpy as np
+from PIL import Image
+
+from eval.reporting import line_chart
+from scripts import hours_curve
+
+
+def test_points_follow_the_runs_own_evaluations(tiny_run):
+  workdir, _ = tiny_run
+  name, points = hours_curve.read_run(f"tiny={workdir}:1800")
+  evaluations = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()
+                 if "val/mean_auc" in line]
+  assert name == "tiny" and [p["step"] for p in points] == [e["step"] for e in evaluations]
+  last, evaluation = points[-1], evaluations[-1]
+  assert last["cpu_hours"] == last["step"] / 2  # 1800 CPU-seconds a step.
+  assert last["pairs_seen"] == last["step"] * 8  # configs/tiny.py: 8 pairs a step.
+  assert last["camera_model_auc"] == evaluation["val/auc/Image Model"]
+  exif = [v for k, v in evaluation.items()
+          if k.startswith(("val/auc/EXIF ", "val/auc/Image ", "val/auc/Interop"))]
+  assert np.isclose(last["exif_auc"], np.mean(exif))
+
+  table = hours_curve.table({"tiny": points}).splitlines()
+  assert len(table) == 2 + len(points)
+  assert table[-1].startswith(f"| tiny | {last['step']} | {last['cpu_hours']:.2f} |")
+
+
+def test_chart_has_a_panel_for_each_auc_and_a_line_a_run(tiny_run):
+  workdir, _ = tiny_run
+  runs = dict([hours_curve.read_run(f"a={workdir}:450"), hours_curve.read_run(f"b={workdir}:900")])
+  image = np.asarray(Image.open(io.BytesIO(hours_curve.chart(runs))).convert("RGB"))
+  assert image.shape[1] == 2 * 260
+  colours = {tuple(c) for c in image.reshape(-1, 3)}
+  assert set(line_chart.PALETTE[:2]) <= colours
