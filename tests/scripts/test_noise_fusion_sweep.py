@@ -32,6 +32,6 @@ def test_sweep_measures_each_weight_and_reuses_the_cache(tmp_path):
   metrics = json.loads((evaluated / "metrics.json").read_text())
   assert abs(rows[0]["p-mAP"] - metrics["p-mAP"]) < 1e-3  # Weight 0: the learned map of eval.
 
-  for path in (tmp_path / "cache" / "charts").iterdir():
-    path.write_bytes(path.read_bytes())  # Kept as is: a rerun reads, never recomputes.
+  written = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache" / "charts").iterdir()}
   assert sweep(tmp_path, "2") == [rows[1]]
+  assert {p: p.stat().st_mtime_ns for p in written} == written  # Read, not recomputed.
