@@ -38,6 +38,9 @@ def _model(settings: dict[str, Any], facts: dict[str, Any]) -> str:
              if "ensemble_size" in settings else "")
   text = (f"Model: {members}{_STAGES.get(facts['stage'], facts['stage'])}, ResNet-"
           f"{facts['depth']} v2 (width {facts['width']}), {facts['steps']} training steps.")
+  if settings.get("noise_weight"):
+    text += (" Its pair predictions are fused with the patches' noise levels (--noise_weight "
+             f"{settings['noise_weight']:g}): the maps read both.")
   return f"<p>{html.escape(text)}</p>{_validation(facts.get('validation'))}"
 
 
@@ -64,7 +67,9 @@ def _verdicts(settings: dict[str, Any]) -> str:
   calibration = settings.get("calibration")
   if calibration:
     return f"<p>Verdicts: {html.escape(calibration['summary'])}.</p>"
-  return ("<p>Verdicts: uncalibrated. This model has no calibration.json (<code>exif-jax "
+  missing = ("no calibration.json" if not settings.get("noise_weight") else
+             "no calibration fitted with this --noise_weight")
+  return (f"<p>Verdicts: uncalibrated. This model has {missing} (<code>exif-jax "
           "calibrate</code>), so no verdict is given; the score is the mean of the map, from 0 "
           "(every patch consistent) to 1, comparable between the images of this page only.</p>")
 

@@ -150,3 +150,11 @@ def test_noise_method_says_what_it_is(tmp_path):
   page = _page(out, records, {"method": "noise", "max_pixels": 10**8})
   assert "training-free" in page.text and "no attribute maps" in page.text
   assert "No attribute maps: without" not in page.text
+
+
+def test_a_fused_run_says_so_and_why_it_has_no_verdicts(tmp_path):
+  out, records, settings = _out(tmp_path, calibration=False)
+  page = _page(out, records, {**settings, "noise_weight": 0.5})
+  assert "fused with the patches' noise levels (--noise_weight 0.5)" in page.text
+  assert "no calibration fitted with this --noise_weight" in page.text
+  assert "fused" not in _page(out, records, settings).text
