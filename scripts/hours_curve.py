@@ -70,7 +70,7 @@ def chart(runs: dict[str, list[dict[str, float]]]) -> bytes:
   def at(points, key):
     by_column = {round(p["cpu_hours"] * _HOUR_BINS): p[key] for p in points}
     return [by_column.get(c) for c in columns]
-  labels = [f"{c / _HOUR_BINS:g}" for c in columns]
+  labels = [f"{c / _HOUR_BINS:g}" if c % (_HOUR_BINS // 4) == 0 else "" for c in columns]
   return line_chart.png([
       line_chart.Panel(title=f"{title} vs CPU-hours", x_labels=labels,
                        series={name: at(points, key) for name, points in runs.items()},
