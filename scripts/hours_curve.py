@@ -1,12 +1,12 @@
 """Stage 1's held-out curve against CPU-hours and pairs seen, for several training runs.
 
-  python scripts/hours_curve.py --run NAME=WORKDIR:CPU_S_PER_STEP [--run ...] --png OUT.png
+  python scripts/hours_curve.py --run NAME=WORKDIR[:CPU_S_PER_STEP] [--run ...] --png OUT.png
 
-WORKDIR is a stage-1 workdir (its metrics.jsonl holds the held-out AUCs of every evaluation);
-CPU_S_PER_STEP the process CPU seconds a training step of that run costs, as measured on the
-machine that trained it (the trainer logs wall-clock speed only). Prints a markdown table and
-writes the plot: held-out AUCs of the EXIF attributes (mean) and of the camera model against
-CPU-hours.
+WORKDIR is a stage-1 workdir: its metrics.jsonl holds the held-out AUCs of every evaluation
+and the CPU-hours the trainer logs (train/cpu_hours). For a workdir trained before that was
+logged, CPU_S_PER_STEP gives the process CPU seconds a step of that run cost, measured on the
+machine that trained it. Prints a markdown table and writes the plot: held-out AUCs of the
+EXIF attributes (mean) and of the camera model against CPU-hours.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from exif_jax.data import all_pairs
 from exif_jax.data import exif_attrs
 from exif_jax.data import files
 from exif_jax.training import checkpointing
+from exif_jax.training import train
 
-_RUNS = flags.DEFINE_multi_string("run", [], "NAME=WORKDIR:CPU_S_PER_STEP.")
+_RUNS = flags.DEFINE_multi_string("run", [], "NAME=WORKDIR[:CPU_S_PER_STEP].")
 _PNG = flags.DEFINE_string("png", None, "Where to write the plot.")
 _CAMERA = "Image Model"
 _HOUR_BINS = 8  # Plot columns a CPU-hour.
@@ -31,22 +32,30 @@ _HOUR_BINS = 8  # Plot columns a CPU-hour.
 
 def read_run(spec: str) -> tuple[str, list[dict[str, float]]]:
   """NAME and its evaluations: step, CPU-hours, pairs seen and the held-out AUCs."""
-  name, rest = spec.split("=", 1)
-  workdir, cpu_s_per_step = rest.rsplit(":", 1)
+  name, workdir = spec.split("=", 1)
+  cpu_s_per_step = None
+  head, _, tail = workdir.rpartition(":")
+  if head and tail.replace(".", "", 1).isdigit():
+    workdir, cpu_s_per_step = head, float(tail)
   config = checkpointing.restore_config(workdir)
   if "sampler" not in config.data:  # Workdirs older than the setting trained pairs.
     with config.unlocked():
       config.data.sampler = "pairs"
   pairs_per_step = all_pairs.pairs_per_batch(config, config.train.batch_size)
   exif = [a for a in exif_attrs.ATTRIBUTES if a.startswith(("EXIF ", "Image ", "Interop"))]
-  points = []
+  points, logged_hours = [], None  # The CPU-hours of the latest training log line.
   for line in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines():
     record = json.loads(line)
+    logged_hours = record.get(train.CPU_HOURS, logged_hours)
     if "val/mean_auc" not in record:
       continue
     step = record["step"]
+    if cpu_s_per_step is None and logged_hours is None:
+      raise ValueError(f"{workdir}: no {train.CPU_HOURS} logged by step {step}; give "
+                       "NAME=WORKDIR:CPU_S_PER_STEP")
     points.append({
-        "step": step, "cpu_hours": step * float(cpu_s_per_step) / 3600,
+        "step": step, "cpu_hours": (step * cpu_s_per_step / 3600 if cpu_s_per_step is not None
+                                    else logged_hours),
         "pairs_seen": step * pairs_per_step,
         "exif_auc": statistics.mean(  # The attributes with both answers among the pairs.
             record[f"val/auc/{a}"] for a in exif if f"val/auc/{a}" in record),

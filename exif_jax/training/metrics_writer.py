@@ -22,6 +22,19 @@ METRICS = "metrics.jsonl"
 REWRITE_EVERY_S = 60
 
 
+def last_value(workdir: epath.PathLike, name: str, at_most_step: int) -> float | None:
+  """The last `name` logged in WORKDIR/metrics.jsonl at a step <= at_most_step (None if
+  none): what a resumed run continues from, as steps after its checkpoint are done again."""
+  path = epath.Path(workdir) / METRICS
+  value = None
+  if path.exists():
+    for line in path.read_text().splitlines():
+      record = json.loads(line) if line.strip() else {}
+      if name in record and record["step"] <= at_most_step:
+        value = record[name]
+  return value
+
+
 class MetricsWriter:
   """Writes on the first process only, so a multi-host run logs once."""
 

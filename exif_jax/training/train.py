@@ -45,6 +45,8 @@ from exif_jax.training import stages
 
 RUN_CONFIG = "config.json"  # WORKDIR/config.json: the resolved config of the run.
 PROFILE = "profile"  # WORKDIR/profile: jax.profiler traces (config.train.profile_steps).
+# Logged with the training loss: CPU-hours the run has used so far, resumes included.
+CPU_HOURS = "train/cpu_hours"
 
 
 class RunRefused(ValueError):
@@ -227,6 +229,10 @@ class _Monitor:
   def __init__(self, config: ml_collections.ConfigDict, start: int,
                writer: metrics_writer.MetricsWriter, mngr: Any, workdir: epath.Path):
     self._config, self._writer, self._mngr = config, writer, mngr
+    # The loop's CPU time in this host's process (compiling, steps, validation, checkpoints),
+    # added to what the runs before it logged up to `start`.
+    self._cpu_hours_before = metrics_writer.last_value(workdir, CPU_HOURS, start) or 0.0
+    self._cpu_start = time.process_time()
     self._losses = []
     self._first_step = start + 1
     self._profile = _profile_steps(config)
@@ -280,8 +286,10 @@ class _Monitor:
       mean_loss = float(np.mean(self._losses))
       pairs = (step - self._tick_step) * all_pairs.pairs_per_batch(
           self._config, self._config.train.batch_size)
-      self._writer.write(step, {"train/loss": mean_loss,
-                                "train/pairs_per_s": pairs / (time.perf_counter() - self._tick)})
+      self._writer.write(step, {
+          "train/loss": mean_loss,
+          "train/pairs_per_s": pairs / (time.perf_counter() - self._tick),
+          CPU_HOURS: self._cpu_hours_before + (time.process_time() - self._cpu_start) / 3600})
       self._bar.set_postfix(loss=f"{mean_loss:.4f}")
       self._losses = []
       self.restart_clock(step)

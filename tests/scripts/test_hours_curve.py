@@ -7,6 +7,7 @@ import numpy as np
 from PIL import Image
 
 from eval.reporting import line_chart
+from exif_jax.training import train
 from scripts import hours_curve
 
 
@@ -27,6 +28,15 @@ def test_points_follow_the_runs_own_evaluations(tiny_run):
   table = hours_curve.table({"tiny": points}).splitlines()
   assert len(table) == 2 + len(points)
   assert table[-1].startswith(f"| tiny | {last['step']} | {last['cpu_hours']:.2f} |")
+
+
+def test_without_a_rate_the_logged_cpu_hours_are_read(tiny_run):
+  workdir, _ = tiny_run
+  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  _, points = hours_curve.read_run(f"tiny={workdir}")
+  last_logged = [r[train.CPU_HOURS] for r in records if train.CPU_HOURS in r][-1]
+  assert points[-1]["cpu_hours"] == last_logged > 0  # Step 6: trained, then validated.
+  assert 0 < points[0]["cpu_hours"] < last_logged  # Step 3: the log line of step 2.
 
 
 def test_chart_has_a_panel_for_each_auc_and_a_line_a_run(tiny_run):

@@ -26,6 +26,23 @@ def test_resumed_run_equals_uninterrupted_run(shards_dir, tmp_path, uninterrupte
                          tmp_path)
 
 
+def test_cpu_hours_add_up_over_resumes(shards_dir, tmp_path):
+  """The resumed run continues from the CPU-hours logged at or before its checkpoint; a value
+  logged after it (steps done again) is not counted twice."""
+  train.train_and_evaluate(tiny_config(shards_dir, steps=4), str(tmp_path))
+  metrics = tmp_path / "metrics.jsonl"
+  first = [json.loads(line) for line in metrics.read_text().splitlines()]
+  hours = [r[train.CPU_HOURS] for r in first if train.CPU_HOURS in r]
+  assert len(hours) == 2 and 0 < hours[0] < hours[1] < 0.1
+  with metrics.open("a") as f:  # As if earlier runs had used 100 hours, and a lost step 5.
+    f.write(json.dumps({"step": 4, train.CPU_HOURS: 100.0}) + "\n")
+    f.write(json.dumps({"step": 5, train.CPU_HOURS: 1000.0}) + "\n")
+  train.train_and_evaluate(tiny_config(shards_dir), str(tmp_path))
+  logged = [json.loads(line) for line in metrics.read_text().splitlines()]
+  step_six = [r[train.CPU_HOURS] for r in logged if r["step"] == 6 and train.CPU_HOURS in r]
+  assert len(step_six) == 1 and 100.0 < step_six[0] < 100.1
+
+
 def test_logs_and_validation_accuracy(uninterrupted):
   workdir, _ = uninterrupted
   lines = (workdir / "metrics.jsonl").read_text().splitlines()
