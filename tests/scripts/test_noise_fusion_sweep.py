@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import CHART_SPLICES, REPO
 
 
@@ -15,6 +17,7 @@ def sweep(tmp_path, weights: str) -> list[dict]:
   return [json.loads(line) for line in result.stdout.splitlines()]
 
 
+@pytest.mark.slow
 def test_sweep_measures_each_weight_and_reuses_the_cache(tmp_path):
   rows = sweep(tmp_path, "0,2,noise")
   assert [row["weight"] for row in rows] == ["0", "2", "noise"]
