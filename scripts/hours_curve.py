@@ -11,7 +11,6 @@ EXIF attributes (mean) and of the camera model against CPU-hours.
 
 from __future__ import annotations
 
-import json
 import pathlib
 import statistics
 
@@ -22,6 +21,7 @@ from exif_jax.data import all_pairs
 from exif_jax.data import exif_attrs
 from exif_jax.data import files
 from exif_jax.training import checkpointing
+from exif_jax.training import metrics_writer
 from exif_jax.training import train
 
 _RUNS = flags.DEFINE_multi_string("run", [], "NAME=WORKDIR[:CPU_S_PER_STEP].")
@@ -42,10 +42,8 @@ def read_run(spec: str) -> tuple[str, list[dict[str, float]]]:
     with config.unlocked():
       config.data.sampler = "pairs"
   pairs_per_step = all_pairs.pairs_per_batch(config, config.train.batch_size)
-  exif = [a for a in exif_attrs.ATTRIBUTES if a.startswith(("EXIF ", "Image ", "Interop"))]
   points, logged_hours = [], None  # The CPU-hours of the latest training log line.
-  for line in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines():
-    record = json.loads(line)
+  for record in metrics_writer.records(workdir):
     logged_hours = record.get(train.CPU_HOURS, logged_hours)
     if "val/mean_auc" not in record:
       continue
@@ -58,7 +56,7 @@ def read_run(spec: str) -> tuple[str, list[dict[str, float]]]:
                                     else logged_hours),
         "pairs_seen": step * pairs_per_step,
         "exif_auc": statistics.mean(  # The attributes with both answers among the pairs.
-            record[f"val/auc/{a}"] for a in exif if f"val/auc/{a}" in record),
+            record[f"val/auc/{a}"] for a in exif_attrs.EXIF_TAGS if f"val/auc/{a}" in record),
         "camera_model_auc": record[f"val/auc/{_CAMERA}"]})
   return name, points
 

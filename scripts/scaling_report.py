@@ -7,7 +7,6 @@ splices it is measured on gives a metrics.json.
 
 from __future__ import annotations
 
-import json
 import pathlib
 import statistics
 from typing import Any
@@ -15,14 +14,14 @@ from typing import Any
 from eval.reporting import line_chart
 from exif_jax.data import files
 from exif_jax.training import checkpointing
+from exif_jax.training import metrics_writer
 
 SPLICE_METRICS = ("p-mAP", "pixel_mAP", "detection_auc")
 CAMERA_AUC = "val/auc/Image Model"  # Held-out camera model pairs: the stage-1 camera cue.
 
 
-def _evaluations(metrics_jsonl: pathlib.Path) -> list[dict[str, Any]]:
-  lines = (json.loads(line) for line in metrics_jsonl.read_text().splitlines() if line)
-  return [line for line in lines if "val/mean_auc" in line]
+def _evaluations(workdir: pathlib.Path) -> list[dict[str, Any]]:
+  return [record for record in metrics_writer.records(workdir) if "val/mean_auc" in record]
 
 
 def read_run(run: pathlib.Path, splices: dict[str, dict[str, float]], *, num_photos: int,
@@ -30,8 +29,8 @@ def read_run(run: pathlib.Path, splices: dict[str, dict[str, float]], *, num_pho
   """One row: the splice metrics of each set (`splices`: set name -> its metrics.json), the
   final stage-1 and stage-2 AUCs and the stage-1 curve."""
   batch_size = checkpointing.restore_config(run / "stage1").train.batch_size
-  stage1 = _evaluations(run / "stage1" / "metrics.jsonl")
-  stage2 = _evaluations(run / "stage2" / "metrics.jsonl")
+  stage1 = _evaluations(run / "stage1")
+  stage2 = _evaluations(run / "stage2")
   return {
       "path": str(run), "num_photos": num_photos, "seed": seed,
       **{f"{name}/{metric}": metrics[metric] for name, metrics in splices.items()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Mapping
+from typing import Any, Mapping
 
 from etils import epath
 from tensorboardX import SummaryWriter
@@ -22,17 +22,20 @@ METRICS = "metrics.jsonl"
 REWRITE_EVERY_S = 60
 
 
+def records(workdir: epath.PathLike) -> list[dict[str, Any]]:
+  """The lines of WORKDIR/metrics.jsonl in order, each {"step": ..., name: value, ...}; [] when
+  the run has logged nothing."""
+  path = epath.Path(workdir) / METRICS
+  if not path.exists():
+    return []
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def last_value(workdir: epath.PathLike, name: str, at_most_step: int) -> float | None:
   """The last `name` logged in WORKDIR/metrics.jsonl at a step <= at_most_step (None if
   none): what a resumed run continues from, as steps after its checkpoint are done again."""
-  path = epath.Path(workdir) / METRICS
-  value = None
-  if path.exists():
-    for line in path.read_text().splitlines():
-      record = json.loads(line) if line.strip() else {}
-      if name in record and record["step"] <= at_most_step:
-        value = record[name]
-  return value
+  values = [r[name] for r in records(workdir) if name in r and r["step"] <= at_most_step]
+  return values[-1] if values else None
 
 
 class MetricsWriter:

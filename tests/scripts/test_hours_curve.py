@@ -7,6 +7,7 @@ import numpy as np
 from PIL import Image
 
 from eval.reporting import line_chart
+from exif_jax.data import exif_attrs
 from exif_jax.training import train
 from scripts import hours_curve
 
@@ -21,8 +22,8 @@ def test_points_follow_the_runs_own_evaluations(tiny_run):
   assert last["cpu_hours"] == last["step"] / 2  # 1800 CPU-seconds a step.
   assert last["pairs_seen"] == last["step"] * 8  # configs/tiny.py: 8 pairs a step.
   assert last["camera_model_auc"] == evaluation["val/auc/Image Model"]
-  exif = [v for k, v in evaluation.items()
-          if k.startswith(("val/auc/EXIF ", "val/auc/Image ", "val/auc/Interop"))]
+  exif = [evaluation[f"val/auc/{tag}"] for tag in exif_attrs.EXIF_TAGS
+          if f"val/auc/{tag}" in evaluation]
   assert np.isclose(last["exif_auc"], np.mean(exif))
 
   table = hours_curve.table({"tiny": points}).splitlines()
