@@ -54,6 +54,11 @@ def unsaturated(mean_grey: np.ndarray) -> np.ndarray:
   return (mean_grey > SATURATED[0]) & (mean_grey < SATURATED[1])
 
 
+def log_sigma(sigma: np.ndarray) -> np.ndarray:
+  """log noise sigma, flat windows (below MIN_SIGMA) counted as MIN_SIGMA."""
+  return np.log(np.maximum(sigma, MIN_SIGMA))
+
+
 def grey_levels(image: np.ndarray) -> np.ndarray:
   """uint8 [..., 3] RGB -> float32 [...] luma."""
   return image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
@@ -65,7 +70,7 @@ def patch_noise(patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   cells, diagonal = _haar_cells(grey_levels(patches))
   sigma = np.median(np.abs(diagonal).reshape(len(patches), -1), axis=-1) / 0.6745
   mean = cells.reshape(len(patches), -1).mean(axis=-1)
-  return np.log(np.maximum(sigma, MIN_SIGMA)), unsaturated(mean)
+  return log_sigma(sigma), unsaturated(mean)
 
 
 def pair_log_odds(log_sigma: np.ndarray, usable: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ def inconsistency(sigma: np.ndarray, mean: np.ndarray) -> np.ndarray:
   usable = noise_levels.unsaturated(mean)
   if not usable.any():
     return np.zeros_like(sigma)
-  log_sigma = np.log(np.maximum(sigma, noise_levels.MIN_SIGMA))
+  log_sigma = noise_levels.log_sigma(sigma)
   distance = np.abs(log_sigma - np.median(log_sigma[usable])) / noise_levels.LOG_SCALE
   return np.where(usable, 1 - np.exp(-distance**2 / 2), 0.0)
 
