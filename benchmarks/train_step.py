@@ -66,11 +66,10 @@ def cpu_config(**model_overrides):
 
 
 def cpu_all_pairs_config(patches_per_photo: int):
-  """The CPU config on all-pairs batches (which have no virtual cameras yet) of as many
-  patches a step as its pair batches: the same backbone cost per step."""
+  """The CPU config (virtual cameras included) on all-pairs batches of as many patches a
+  step as its pair batches: the same backbone cost per step."""
   config = cpu_config()
-  config.data.update({"sampler": "all_pairs", "patches_per_photo": patches_per_photo,
-                      "virtual_camera_fraction": 0.0})
+  config.data.update({"sampler": "all_pairs", "patches_per_photo": patches_per_photo})
   config.train.batch_size *= 2
   all_pairs.check_config(config)
   return config

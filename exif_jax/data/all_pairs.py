@@ -7,9 +7,15 @@ one of its values uniformly (unary rebalancing), the first photo holds it and th
 shares it in half of the couples of an attribute group (pairwise rebalancing), from another
 photo wherever the value has several. Each photo gives k patches (different crops while it
 has enough), each with its own post-processing draw. The batch carries what the pair labels
-are computed from on device (training/stages.py): each patch's photo, its photo's EXIF value
+are computed from on device (training/stages.py): each patch's image, its photo's EXIF value
 codes and its post-processing members. Couple i is a pure function of (seed, i), so the Grain
 iterator resumes exactly like the paired one.
+
+With `virtual_camera_fraction` > 0, that share of couples (virtual_pairs.VirtualPairs) are
+virtual: two photos chosen whatever their EXIF, a pair of virtual cameras drawn as for a
+virtual pair, and each photo's k crops rendered by its camera (virtual_camera.py). Their
+patches carry the camera's members, so every two rendered patches of the batch, of one couple
+or of two, have component labels; their EXIF values are unknown.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy as np
 
 from exif_jax.data import augment
 from exif_jax.data import input_pipeline
+from exif_jax.data import virtual_camera
 
 SAMPLERS = ("pairs", "all_pairs")
 
@@ -34,9 +41,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if data.patches_per_photo < 1 or config.train.batch_size % (2 * data.patches_per_photo):
     raise ValueError(f"config.train.batch_size={config.train.batch_size} must be a multiple of "
                      f"2 * config.data.patches_per_photo={data.patches_per_photo} (couples)")
-  if data.virtual_camera_fraction > 0:
-    raise ValueError("config.data.virtual_camera_fraction > 0 needs config.data.sampler='pairs':"
-                     " the all-pairs sampler has no virtual cameras yet")
   if config.stage == "camera_classification":
     raise ValueError("stage 'camera_classification' trains on single patches of pairs: use "
                      "config.data.sampler='pairs'")
@@ -50,8 +54,11 @@ def pairs_per_batch(config: ml_collections.ConfigDict, batch_size: int) -> int:
 class MakeAllPairsBatch(input_pipeline.MakeBatch):
   """Couple indices -> their 2k patches each, stacked, with what labels their pairs.
 
-  `photo` is the dataset's photo index (int32 [B]), so photo_i == photo_j says whether two
-  patches come from one image even when both photos of a couple are one photo.
+  `image` (int32 [B]) names the image each patch was cut from, so image_i == image_j says
+  whether two patches come from one image even when both photos of a couple are one photo:
+  the dataset's photo index, or for a virtual camera's rendering of a photo -1 - the batch row
+  of its first patch (a photo rendered by two cameras is two images). With virtual couples,
+  `virtual` (int8 [B, components]) holds each patch's camera members, -1 for real patches.
   """
 
   def __init__(self, *args, patches_per_photo: int, **kwargs):
@@ -62,23 +69,35 @@ class MakeAllPairsBatch(input_pipeline.MakeBatch):
     size, k = self.options.patch_size, self.patches_per_photo
     patches = np.empty((2 * k * len(couples), size, size, 3), np.uint8)
     post = np.empty((len(patches), augment.NUM_OPS), np.int8)
-    photos = []
+    members = np.full((len(patches), len(virtual_camera.COMPONENTS)), -1, np.int8)
+    photos, images = [], []
     for couple in couples.tolist():
-      pair = self.sampler.sample(couple)
+      virtual = self.virtual is not None and self.virtual.is_virtual(couple)
+      pair = self.sampler.sample_virtual(couple) if virtual else self.sampler.sample(couple)
       rng = input_pipeline.stream_rng(self.sampler.seed, input_pipeline.ALL_PAIRS_STREAM, couple)
-      for photo in (pair.photo_a, pair.photo_b):
+      cameras = virtual_camera.draw_pair(rng)[:2] if virtual else (None, None)
+      for photo, camera in zip((pair.photo_a, pair.photo_b), cameras):
+        image = photo if camera is None else -1 - len(photos)
         for crop in self._crops(photo, rng):
           row = len(photos)
           pixels = self._pixels(crop)
+          if camera is not None:
+            pixels = self.virtual.shoot(pixels, camera, rng)
+            members[row] = camera
           post[row] = augment.sample_patch(rng, self.options, min(pixels.shape[:2]))
           patches[row] = augment.apply(pixels, post[row], rng, self.options)
           photos.append(photo)
-    photo = np.array(photos, np.int32)
-    return {"patches": patches, "photo": photo,
-            # Each patch's photo's EXIF value codes (PairSampler.codes, -1 unknown).
-            "codes": self.sampler.codes[photo],
-            "post": post,  # Each patch's post-processing members.
-            "named": self.name_codes[photo], "camera": self.camera_codes[photo]}
+          images.append(image)
+    photo, real = np.array(photos, np.int32), np.array(images) >= 0
+    batch = {"patches": patches, "image": np.array(images, np.int32),
+             # Each patch's photo's EXIF value codes (PairSampler.codes, -1 unknown).
+             "codes": np.where(real[:, None], self.sampler.codes[photo], -1),
+             "post": post,  # Each patch's post-processing members.
+             "named": np.where(real[:, None], self.name_codes[photo], -1),
+             "camera": np.where(real, self.camera_codes[photo], -1)}
+    if self.virtual is not None:
+      batch["virtual"] = members
+    return batch
 
   def _crops(self, photo: int, rng: np.random.Generator) -> list[int]:
     """Global indices of k patches of `photo`, all different while it has k or more."""
@@ -97,6 +116,7 @@ def create_dataset(config: ml_collections.ConfigDict, *, seed: int, global_batch
     raise ValueError(f"global_batch_size={global_batch_size} not divisible by 2 * "
                      f"patches_per_photo={k} * {process_count} processes")
   make_batch = MakeAllPairsBatch(*input_pipeline.make_batch_inputs(config, "train", seed=seed),
+                                 virtual_camera_fraction=config.data.virtual_camera_fraction,
                                  patches_per_photo=k)
   return input_pipeline.host_batches(
       make_batch, config.data, batch_size=global_batch_size // process_count // (2 * k),

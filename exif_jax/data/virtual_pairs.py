@@ -4,7 +4,9 @@ A share `config.data.virtual_camera_fraction` of pair indices, evenly spread so 
 of n consecutive pairs holds floor or ceil of n * fraction of them, are virtual: two patches
 of two different photos, each re-rendered by a drawn virtual camera, labelled "same or not"
 per virtual_camera.COMPONENTS. Their EXIF labels are unknown (-1), and a real pair's
-component labels are unknown, so each kind of pair only teaches its own columns.
+component labels are unknown, so each kind of pair only teaches its own columns. The all-pairs
+stream (all_pairs.py) makes a share of its couples virtual the same way, each photo's k crops
+rendered by the one camera drawn for it.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ class VirtualPairs:
     """(patch_a, patch_b, component labels): the crops as a drawn pair of virtual cameras
     shoots them, each uint8 [patch_size, patch_size, 3]."""
     camera_a, camera_b, labels = virtual_camera.draw_pair(rng)
-    patch_a = virtual_camera.render(virtual_camera.scene(crop_a, self.patch_size, rng),
-                                    camera_a, rng)
-    patch_b = virtual_camera.render(virtual_camera.scene(crop_b, self.patch_size, rng),
-                                    camera_b, rng)
-    return patch_a, patch_b, labels
+    return (self.shoot(crop_a, camera_a, rng), self.shoot(crop_b, camera_b, rng), labels)
+
+  def shoot(self, crop: np.ndarray, camera: np.ndarray, rng: np.random.Generator
+            ) -> np.ndarray:
+    """uint8 [patch_size, patch_size, 3]: a region of `crop` as virtual camera `camera`
+    (member indices, virtual_camera.draw_pair) shoots it."""
+    return virtual_camera.render(virtual_camera.scene(crop, self.patch_size, rng), camera, rng)

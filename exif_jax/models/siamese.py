@@ -167,11 +167,12 @@ class ExifConsistencyModel(nnx.Module):
     return a, b
 
   def pair_logits(self, a: jax.Array, b: jax.Array) -> jax.Array:
-    """Projections a [..., P], b [..., P] (broadcast) -> [..., num_attributes] float32 logits.
+    """Projections a [..., P], b [..., P] (broadcast) -> the logits head_logits gives the
+    pair: [..., num_attributes (+ K)] float32.
 
     `pair_logits(a[:, None], b[None, :])` scores all N x N ordered pairs.
     """
-    return self._after_first_layer(a + b)
+    return self._output_logits(self._last_hidden(a + b))
 
   def pair_features(self, patch_a: jax.Array, patch_b: jax.Array
                     ) -> tuple[jax.Array, jax.Array]:
@@ -186,11 +187,8 @@ class ExifConsistencyModel(nnx.Module):
   def head_logits(self, f_a: jax.Array, f_b: jax.Array) -> jax.Array:
     """Features [B, F] x 2 -> [B, num_attributes] float32 logits, through the plain head;
     with a virtual-camera head, its component logits follow: [B, num_attributes + K]."""
-    hidden = self._last_hidden(self.head[0](jnp.concatenate([f_a, f_b], axis=-1)))
-    logits = self.head[-1](hidden)
-    if self.virtual_camera is not None:
-      logits = jnp.concatenate([logits, self.virtual_camera(hidden)], axis=-1)
-    return logits.astype(jnp.float32)
+    return self._output_logits(
+        self._last_hidden(self.head[0](jnp.concatenate([f_a, f_b], axis=-1))))
 
   def __call__(self, patch_a: jax.Array, patch_b: jax.Array) -> jax.Array:
     """Patch pairs [B, 128, 128, 3] x 2 -> [B, num_attributes] float32 logits (training path)."""
@@ -218,8 +216,12 @@ class ExifConsistencyModel(nnx.Module):
     [...] "same image" logit (stage 2)."""
     return self.classifier(exif_logits[..., :NUM_ATTRIBUTES])
 
-  def _after_first_layer(self, x: jax.Array) -> jax.Array:
-    return self.head[-1](self._last_hidden(x)).astype(jnp.float32)
+  def _output_logits(self, hidden: jax.Array) -> jax.Array:
+    """The last hidden activation -> the attribute logits, then any component logits."""
+    logits = self.head[-1](hidden)
+    if self.virtual_camera is not None:
+      logits = jnp.concatenate([logits, self.virtual_camera(hidden)], axis=-1)
+    return logits.astype(jnp.float32)
 
   def _last_hidden(self, x: jax.Array) -> jax.Array:
     """The first head layer's output -> the activation the last head layer reads."""

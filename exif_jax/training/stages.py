@@ -178,20 +178,27 @@ def loss_and_outputs(model: models.ExifConsistencyModel, batch: dict[str, jax.Ar
 
 def all_pair_labels(batch: dict[str, jax.Array], i: jax.Array, j: jax.Array
                     ) -> tuple[jax.Array, jax.Array]:
-  """Labels of the pairs (i, j) of an all-pairs batch: int32 [P, 83] for the attributes (EXIF
-  1 same value, 0 different, -1 either photo's value unknown or both patches from one photo;
-  post-processing 1 iff the two patches got the same member) and int32 [P] same image.
+  """Labels of the pairs (i, j) of an all-pairs batch: int32 [P, columns] for the attributes
+  (EXIF 1 same value, 0 different, -1 either photo's value unknown or both patches from one
+  image; post-processing 1 iff the two patches got the same member), then with virtual
+  cameras the components (1 same member, 0 different, -1 either patch real or both from one
+  image), and int32 [P] same image.
 
-  Two patches of one photo share every EXIF value, and matching their content is easier than
-  matching camera traces: they would make most "same" labels of a batch. They teach only the
-  post-processing attributes (and stage 2's "same image").
+  Two patches of one image share every EXIF value and camera member, and matching their
+  content is easier than matching camera traces: they would make most "same" labels of a
+  batch. They teach only the post-processing attributes (and stage 2's "same image").
   """
-  codes_i, codes_j = batch["codes"][i], batch["codes"][j]
-  same_image = batch["photo"][i] == batch["photo"][j]
-  known = (codes_i >= 0) & (codes_j >= 0) & ~same_image[:, None]
-  exif = jnp.where(known, codes_i == codes_j, -1)
-  post = batch["post"][i] == batch["post"][j]
-  labels = jnp.concatenate([exif, post], axis=-1).astype(jnp.int32)
+  same_image = batch["image"][i] == batch["image"][j]
+
+  def compare(members: jax.Array) -> jax.Array:
+    """1 same, 0 different, -1 either unknown (< 0) or one image, per column."""
+    known = (members[i] >= 0) & (members[j] >= 0) & ~same_image[:, None]
+    return jnp.where(known, members[i] == members[j], -1)
+
+  columns = [compare(batch["codes"]), batch["post"][i] == batch["post"][j]]
+  if "virtual" in batch:
+    columns.append(compare(batch["virtual"]))
+  labels = jnp.concatenate(columns, axis=-1).astype(jnp.int32)
   return labels, same_image.astype(jnp.int32)
 
 
@@ -223,8 +230,9 @@ def all_pairs_loss_and_outputs(model: models.ExifConsistencyModel, batch: dict[s
   Each patch goes through the backbone and the split first head layer once; a pair costs the
   head layers after the first. The pair labels come from the batch on device
   (all_pair_labels); the loss is class_balanced_mean of the sigmoid cross-entropy, in stage 1
-  over the 83 attributes, in the other pair stages over the one "same image" column (pairs of
-  one photo are the positives). Stage 1 adds the per-patch auxiliary losses.
+  over the 83 attributes and any virtual-camera components, in the other pair stages over the
+  one "same image" column (pairs of one image are the positives). Stage 1 adds the per-patch
+  auxiliary losses.
   """
   features = model.features(batch["patches"])
   a, b = model.project(features)

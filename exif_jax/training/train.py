@@ -131,12 +131,15 @@ def random_batch(config: ml_collections.ConfigDict, batch_size: int, seed: int =
   if config.data.sampler == "all_pairs":
     patches = per_patch()
     k = config.data.patches_per_photo
-    return {"patches": patches.pop("patch"),
-            "photo": np.repeat(np.arange(batch_size // k, dtype=np.int32), k),
-            # Value codes of each patch's photo, drawn per photo: its k patches agree.
-            "codes": np.repeat(rng.integers(-1, 3, (batch_size // k, exif_attrs.NUM_EXIF),
-                                            np.int32), k, axis=0),
-            **patches}
+    per_photo = lambda high, columns: np.repeat(  # Drawn per photo: its k patches agree.
+        rng.integers(-1, high, (batch_size // k, columns), np.int32), k, axis=0)
+    batch = {"patches": patches.pop("patch"),
+             "image": np.repeat(np.arange(batch_size // k, dtype=np.int32), k),
+             "codes": per_photo(3, exif_attrs.NUM_EXIF), **patches}
+    components = input_pipeline.virtual_camera_components(config)
+    if components:
+      batch["virtual"] = per_photo(2, len(components)).astype(np.int8)
+    return batch
   sides = {side: per_patch() for side in "ab"}
   return {"labels": rng.integers(-1, 2, (batch_size, input_pipeline.num_labels(config)), np.int8),
           "same_image": rng.integers(0, 2, (batch_size,), np.int8),

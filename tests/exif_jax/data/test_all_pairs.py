@@ -8,6 +8,8 @@ from exif_jax.data import all_pairs
 from exif_jax.data import augment
 from exif_jax.data import input_pipeline
 from exif_jax.data import records
+from exif_jax.data import virtual_camera
+from exif_jax.data import virtual_pairs
 from test_input_pipeline import assert_same_batches
 from test_input_pipeline import take
 
@@ -35,17 +37,18 @@ def test_batches_hold_k_patches_of_each_photo_of_each_couple(sampler_and_batches
   for n, batch in enumerate(batches):
     assert batch["patches"].shape == (16, 128, 128, 3) and batch["patches"].dtype == np.uint8
     assert batch["post"].shape == (16, augment.NUM_OPS) and batch["post"].dtype == np.int8
-    assert batch["photo"].dtype == batch["codes"].dtype == np.int32
+    assert batch["image"].dtype == batch["codes"].dtype == np.int32
+    assert "virtual" not in batch
     couples = [sampler.sample(c) for c in range(4 * n, 4 * n + 4)]
     photos = [photo for pair in couples for photo in (pair.photo_a, pair.photo_b)]
-    np.testing.assert_array_equal(batch["photo"], np.repeat(photos, K))
-    np.testing.assert_array_equal(batch["codes"], sampler.codes[batch["photo"]])
+    np.testing.assert_array_equal(batch["image"], np.repeat(photos, K))
+    np.testing.assert_array_equal(batch["codes"], sampler.codes[batch["image"]])
 
 
 def test_pair_labels_equal_the_photos_exif_labels(sampler_and_batches):
   sampler, batches = sampler_and_batches
   for batch in batches:
-    codes, photo = batch["codes"], batch["photo"]
+    codes, photo = batch["codes"], batch["image"]
     for i, j in zip(*np.triu_indices(len(photo), 1)):
       labels = np.where((codes[i] >= 0) & (codes[j] >= 0), codes[i] == codes[j], -1)
       np.testing.assert_array_equal(labels, sampler.exif_labels(photo[i], photo[j]))
@@ -98,7 +101,41 @@ def test_photos_with_fewer_crops_than_k_repeat_them(shards_dir):
   photos, _ = records.photo_index(shards_dir, "train")
   assert max(len(p.patches) for p in photos) < 6  # 4 crops per photo: some repeat.
   assert batch["patches"].shape[0] == 12
-  np.testing.assert_array_equal(batch["photo"][:6], batch["photo"][0])
+  np.testing.assert_array_equal(batch["image"][:6], batch["image"][0])
+
+
+def test_virtual_couples_render_each_photo_by_one_drawn_camera(shards_dir):
+  """Half the couples virtual: their photos' k crops shot by the couple's two cameras, no EXIF
+  value known; the real couples are the ones the stream without virtual cameras makes."""
+  config = make_config(shards_dir, virtual_camera_fraction=0.5)
+  batches = take(iter(all_pairs.create_dataset(config, seed=3, global_batch_size=16)), 3)
+  plain = take(iter(all_pairs.create_dataset(make_config(shards_dir), seed=3,
+                                             global_batch_size=16)), 3)
+  mix = virtual_pairs.VirtualPairs(0.5, 128)
+  sampler = input_pipeline.make_batch_inputs(config, "train", seed=3)[0]
+  components = []
+  for n, (batch, reference) in enumerate(zip(batches, plain)):
+    assert batch["virtual"].shape == (16, len(virtual_camera.COMPONENTS))
+    for c, couple in enumerate(range(4 * n, 4 * n + 4)):
+      rows = slice(2 * K * c, 2 * K * (c + 1))
+      members, image = batch["virtual"][rows], batch["image"][rows]
+      if not mix.is_virtual(couple):
+        assert (members == -1).all()
+        for key in ("patches", "image", "codes", "post"):
+          np.testing.assert_array_equal(batch[key][rows], reference[key][rows])
+        continue
+      pair = sampler.sample_virtual(couple)
+      assert pair.photo_a != pair.photo_b
+      assert (batch["codes"][rows] == -1).all() and (batch["named"][rows] == -1).all()
+      for side in range(2):  # One camera and one (negative) image id for each photo's k crops.
+        side_rows = slice(K * side, K * (side + 1))
+        assert (members[side_rows] >= 0).all() and (members[side_rows] == members[K * side]).all()
+        assert (image[side_rows] == image[K * side]).all() and image[K * side] < 0
+      assert image[0] != image[K]
+      components.append(members[::K])
+  drawn = np.concatenate(components)
+  assert len(drawn) == 12 and (drawn < virtual_camera.SET_SIZES).all()
+  assert len({tuple(m) for m in drawn}) > 1
 
 
 def test_refused_settings(shards_dir):
@@ -106,8 +143,6 @@ def test_refused_settings(shards_dir):
     config = make_config(shards_dir)
     config.train.batch_size = 6
     all_pairs.check_config(config)
-  with pytest.raises(ValueError, match="virtual_camera_fraction"):
-    all_pairs.check_config(make_config(shards_dir, virtual_camera_fraction=0.25))
   with pytest.raises(ValueError, match="sampler"):
     all_pairs.check_config(make_config(shards_dir, sampler="triplets"))
   with pytest.raises(ValueError, match="divisible"):

@@ -11,15 +11,18 @@ from conftest import assert_resumes_exactly
 from conftest import tiny_config
 from exif_jax.data import all_pairs
 from exif_jax.data import input_pipeline
+from exif_jax.data import virtual_camera
 from exif_jax.training import stages
 from exif_jax.training import train
 
 BATCH = 8
 
 
-def all_pairs_config(shards_dir, **train_overrides):
+def all_pairs_config(shards_dir, virtual_camera_fraction=0.5, **train_overrides):
+  """The tiny config on all-pairs batches, half the couples virtual by default."""
   config = tiny_config(shards_dir, **train_overrides)
-  config.data.update({"sampler": "all_pairs", "patches_per_photo": 2})
+  config.data.update({"sampler": "all_pairs", "patches_per_photo": 2,
+                      "virtual_camera_fraction": virtual_camera_fraction})
   return config
 
 
@@ -34,9 +37,29 @@ def balanced_mean(losses: np.ndarray, labels: np.ndarray) -> float:
   return float(np.mean(columns))
 
 
+def pair_labels(batch, exif_labels, i, j) -> np.ndarray:
+  """The stage-1 labels of pair (i, j), written out: EXIF values of two real photos' patches,
+  post-processing members, then with virtual cameras the members of two rendered patches;
+  two patches of one image teach only the post-processing."""
+  image, post = batch["image"], batch["post"]
+  one_image = image[i] == image[j]
+  real = image[i] >= 0 and image[j] >= 0
+  exif = (exif_labels(image[i], image[j]) if real and not one_image
+          else np.full(batch["codes"].shape[1], -1))
+  labels = [exif, post[i] == post[j]]
+  if "virtual" in batch:
+    members = batch["virtual"]
+    rendered = (members[i] >= 0).all() and (members[j] >= 0).all()
+    labels.append(members[i] == members[j] if rendered and not one_image
+                  else np.full(members.shape[1], -1))
+  return np.concatenate(labels)
+
+
 @pytest.mark.parametrize("stage", ["exif", "classifier"])
-def test_loss_is_the_balanced_mean_of_the_pair_path_one_pair_at_a_time(shards_dir, stage):
-  config = all_pairs_config(shards_dir)
+@pytest.mark.parametrize("virtual_camera_fraction", [0.0, 0.5])
+def test_loss_is_the_balanced_mean_of_the_pair_path_one_pair_at_a_time(
+    shards_dir, stage, virtual_camera_fraction):
+  config = all_pairs_config(shards_dir, virtual_camera_fraction)
   config.stage = stage
   model = train.create_model(config)
   model.eval()  # Batch statistics aside, a patch's feature does not depend on its batch.
@@ -45,27 +68,25 @@ def test_loss_is_the_balanced_mean_of_the_pair_path_one_pair_at_a_time(shards_di
   loss, outputs = stages.loss_and_outputs(model, batch, config)
 
   features = model.features(batch["patches"])
-  photo, post = batch["photo"], batch["post"]
   losses, labels = [], []
   for i, j in zip(*np.triu_indices(BATCH, 1)):
     logits = model.head_logits(features[i:i + 1], features[j:j + 1])
     if stage == "exif":
-      # Two patches of one photo teach no EXIF attribute, only the post-processing ones.
-      exif = (np.full(len(sampler.codes[0]), -1) if photo[i] == photo[j]
-              else sampler.exif_labels(photo[i], photo[j]))
-      pair_labels = np.concatenate([exif, post[i] == post[j]])
+      labels.append(pair_labels(batch, sampler.exif_labels, i, j))
     else:
       logits = model.consistency_logit(logits)[:, None]
-      pair_labels = np.array([photo[i] == photo[j]])
-    losses.append(optax.sigmoid_binary_cross_entropy(logits[0], np.maximum(pair_labels, 0)))
-    labels.append(pair_labels)
+      labels.append(np.array([batch["image"][i] == batch["image"][j]]))
+    losses.append(optax.sigmoid_binary_cross_entropy(logits[0], np.maximum(labels[-1], 0)))
   losses, labels = np.array(losses), np.array(labels, np.int32)
   expected = balanced_mean(losses, labels)
   if stage == "exif":
-    expected += stages.post_processing_loss(model, features, post)
+    expected += stages.post_processing_loss(model, features, batch["post"])
   np.testing.assert_allclose(loss, expected, rtol=1e-5)
   np.testing.assert_array_equal(outputs["labels"], labels)
   assert (labels == 1).any() and (labels == -1).any() == (stage == "exif")  # Masks tested.
+  if stage == "exif" and virtual_camera_fraction:  # Both answers for the components.
+    components = labels[:, -len(virtual_camera.COMPONENTS):]
+    assert (components == 0).any() and (components == 1).any()
   # The class weights matter on this batch: the plain mean over known labels differs.
   plain = losses[labels >= 0].mean()
   assert abs(plain - balanced_mean(losses, labels)) > 1e-3
@@ -93,6 +114,7 @@ def test_logs_pairs_per_second_and_validates_on_pairs(all_pairs_run):
   val = [r for r in records if "val/mean_auc" in r]
   assert [r["step"] for r in val] == [3, 6]
   assert 0.0 <= val[-1]["val/auc/jpeg_quality"] <= 1.0
+  assert 0.0 <= val[-1]["val/auc/virtual_jpeg_quality"] <= 1.0
 
 
 def test_random_batch_has_the_all_pairs_layout(shards_dir):
@@ -100,5 +122,6 @@ def test_random_batch_has_the_all_pairs_layout(shards_dir):
   batch = train.random_batch(config, BATCH)
   loss, outputs = stages.loss_and_outputs(train.create_model(config), batch, config)
   assert np.isfinite(loss)
-  assert outputs["logits"].shape == (BATCH * (BATCH - 1) // 2, 83)
+  assert outputs["logits"].shape == (BATCH * (BATCH - 1) // 2,
+                                     83 + len(virtual_camera.COMPONENTS))
   assert all_pairs.pairs_per_batch(config, BATCH) == len(outputs["labels"])
