@@ -183,10 +183,11 @@ def make_eval_step(graphdef: nnx.GraphDef, config: ml_collections.ConfigDict,
 
 
 def evaluate(eval_step: Callable, state: Any, config: ml_collections.ConfigDict,
-             mesh: jax.sharding.Mesh) -> dict[str, float]:
-  """Balanced accuracy and ROC AUC per attribute (chance 50%) on pairs of held-out cameras."""
+             mesh: jax.sharding.Mesh, split: str = "val") -> dict[str, float]:
+  """Balanced accuracy and ROC AUC per attribute (chance 50%) on pairs of held-out cameras
+  (or of the training cameras, split "train"), under the keys val/..."""
   dataset = input_pipeline.create_dataset(
-      config, "val", seed=config.eval.seed, global_batch_size=config.eval.batch_size,
+      config, split, seed=config.eval.seed, global_batch_size=config.eval.batch_size,
       process_index=jax.process_index(), process_count=jax.process_count())
   losses, all_outputs = [], []
   for _, local_batch in zip(range(config.eval.num_batches), dataset):

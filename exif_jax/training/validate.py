@@ -1,5 +1,5 @@
-"""exif-jax validate --checkpoint MODEL --data_dir SHARDS [--out FILE]: what a model tells
-apart on camera models it never trained on, written as MODEL/validation.json.
+"""exif-jax validate --checkpoint MODEL --data_dir SHARDS [--split train] [--out FILE]: what a
+model tells apart on camera models it never trained on, written as MODEL/validation.json.
 
 Training's validation (train.evaluate: pairs of patches from the held-out camera models of a
 dataset written by `exif-jax prep`) on a restored model, so that a report can say how far each
@@ -7,6 +7,10 @@ attribute's map is to be trusted: per attribute the ROC AUC and the balanced acc
 0.5 for both), the mean AUC, the number of pairs, the dataset and its held-out camera models.
 A stage-2 model is validated on its stage-1 attributes, which its maps show. `exif-jax export`
 writes the same file from the last validation of training.
+
+`--split train` scores pairs of the training camera models instead (MODEL/validation_train.json):
+a model that tells its training cameras apart far better than held-out ones lacks photos,
+not capacity; one at the same level on both lacks capacity or hours.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from exif_jax.training import sharding
 from exif_jax.training import train
 
 FILE = "validation.json"
+SPLITS = ("val", "train")
 
 
 def load(model_dir: epath.PathLike) -> dict[str, Any] | None:
@@ -39,24 +44,30 @@ def load(model_dir: epath.PathLike) -> dict[str, Any] | None:
   return json.loads(path.read_text()) if path.exists() else None
 
 
-def facts(results: dict[str, float], data_dir: epath.PathLike) -> dict[str, Any]:
-  """validation.json from train.evaluate's results on the dataset at `data_dir` (recorded as
-  given, so that a shipped file names no machine's folders); its held-out camera models are
-  null when that dataset is gone (an export long after training)."""
+def facts(results: dict[str, float], data_dir: epath.PathLike, split: str = "val"
+          ) -> dict[str, Any]:
+  """validation.json from train.evaluate's results on `split` of the dataset at `data_dir`
+  (recorded as given, so that a shipped file names no machine's folders); its camera models
+  (held_out_cameras, or training_cameras for split "train") are null when that dataset is gone
+  (an export long after training)."""
   attributes = {
       name: {"auc": auc, "balanced_accuracy": results[f"val/accuracy/{name}"]}
       for name, auc in ((key.removeprefix("val/auc/"), value) for key, value in results.items()
                         if key.startswith("val/auc/"))}
   path = epath.Path(data_dir)
-  held_out = (sorted({photo.camera for photo in records.photo_index(path, "val")[0]})
-              if path.exists() else None)
+  cameras = (sorted({photo.camera for photo in records.photo_index(path, split)[0]})
+             if path.exists() else None)
   return {"mean_auc": results["val/mean_auc"], "num_pairs": results.get("val/num_pairs"),
-          "dataset": os.fspath(path), "held_out_cameras": held_out,
+          "dataset": os.fspath(path),
+          "held_out_cameras" if split == "val" else "training_cameras": cameras,
           "attributes": attributes}
 
 
-def validate(checkpoint: epath.PathLike, data_dir: epath.PathLike) -> dict[str, Any]:
-  """facts() of the model at `checkpoint` on the val split of `data_dir`."""
+def validate(checkpoint: epath.PathLike, data_dir: epath.PathLike, split: str = "val"
+             ) -> dict[str, Any]:
+  """facts() of the model at `checkpoint` on `split` of `data_dir`."""
+  if split not in SPLITS:
+    raise ValueError(f"split {split!r}: expected one of {SPLITS}")
   config = checkpointing.restore_config(checkpoint)
   if config.stage == "classifier":  # Its attribute heads are stage 1's, frozen.
     config.stage = "exif"
@@ -67,8 +78,9 @@ def validate(checkpoint: epath.PathLike, data_dir: epath.PathLike) -> dict[str, 
   # train.evaluate's step takes the training state, a model and its optimizer.
   graphdef, state = nnx.split((model, nnx.Optimizer(model, optax.sgd(0.0), wrt=nnx.Param)))
   state = jax.device_put(state, sharding.replicated(mesh))
-  results = train.evaluate(train.make_eval_step(graphdef, config, mesh), state, config, mesh)
-  return facts(results, data_dir)
+  results = train.evaluate(train.make_eval_step(graphdef, config, mesh), state, config, mesh,
+                           split)
+  return facts(results, data_dir, split)
 
 
 def from_training(checkpoint: epath.PathLike) -> dict[str, Any] | None:
@@ -89,16 +101,18 @@ def from_training(checkpoint: epath.PathLike) -> dict[str, Any] | None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  checkpoint = flags.FLAGS.checkpoint
+  checkpoint, split = flags.FLAGS.checkpoint, flags.FLAGS.split
   try:
-    result = validate(checkpoint, flags.FLAGS.data_dir)
+    result = validate(checkpoint, flags.FLAGS.data_dir, split)
   except (FileNotFoundError, checkpointing.CheckpointError, ValueError) as e:
     raise command.NothingDone(str(e)) from None
-  path = epath.Path(flags.FLAGS.out or epath.Path(checkpoint) / FILE)
+  default = FILE if split == "val" else FILE.replace(".json", f"_{split}.json")
+  path = epath.Path(flags.FLAGS.out or epath.Path(checkpoint) / default)
   files.write_json(path, result)
+  cameras = result.get("held_out_cameras") or result.get("training_cameras") or ()
+  kind = "held-out" if split == "val" else "training"
   print(f"mean AUC {result['mean_auc']:.3f} on {result['num_pairs']} pairs of "
-        f"{len(result['held_out_cameras'])} held-out camera models -> "
-        f"{files.display_name(os.fspath(path))}")
+        f"{len(cameras)} {kind} camera models -> {files.display_name(os.fspath(path))}")
 
 
 def define_flags():
@@ -108,7 +122,11 @@ def define_flags():
                       "A training workdir, exported model folder or step folder.", required=True)
   flags.DEFINE_string("data_dir", None, "A dataset written by exif-jax prep whose val split "
                       "holds camera models the model never trained on.", required=True)
-  flags.DEFINE_string("out", None, "Where to write it (default: CHECKPOINT/validation.json).")
+  flags.DEFINE_enum("split", "val", SPLITS, "val: the held-out camera models; train: the "
+                    "training camera models (MODEL/validation_train.json), to tell a model that "
+                    "lacks photos (train far above val) from one that lacks capacity or hours.")
+  flags.DEFINE_string("out", None, "Where to write it (default: CHECKPOINT/validation.json, "
+                      "or validation_train.json with --split train).")
 
 
 if __name__ == "__main__":
