@@ -166,13 +166,16 @@ class ExifConsistencyModel(nnx.Module):
     b = features @ kernel[self.feature_dim:]
     return a, b
 
-  def pair_logits(self, a: jax.Array, b: jax.Array) -> jax.Array:
-    """Projections a [..., P], b [..., P] (broadcast) -> the logits head_logits gives the
-    pair: [..., num_attributes (+ K)] float32.
+  def pair_logits(self, a: jax.Array, b: jax.Array, components: bool = False) -> jax.Array:
+    """Projections a [..., P], b [..., P] (broadcast) -> [..., num_attributes] float32 logits;
+    with `components` (training) the virtual-camera component logits follow, as in head_logits.
 
     `pair_logits(a[:, None], b[None, :])` scores all N x N ordered pairs.
     """
-    return self._output_logits(self._last_hidden(a + b))
+    hidden = self._last_hidden(a + b)
+    if components:
+      return self._output_logits(hidden)
+    return self.head[-1](hidden).astype(jnp.float32)
 
   def pair_features(self, patch_a: jax.Array, patch_b: jax.Array
                     ) -> tuple[jax.Array, jax.Array]:

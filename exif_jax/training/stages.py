@@ -238,8 +238,8 @@ def all_pairs_loss_and_outputs(model: models.ExifConsistencyModel, batch: dict[s
   a, b = model.project(features)
   i, j = jnp.triu_indices(features.shape[0], 1)
   exif_labels, same_image = all_pair_labels(batch, i, j)
-  logits, labels = _pair_targets(model, model.pair_logits(a[i], b[j]), exif_labels, same_image,
-                                 config)
+  logits, labels = _pair_targets(model, model.pair_logits(a[i], b[j], components=True),
+                                 exif_labels, same_image, config)
   loss = class_balanced_mean(_sigmoid_losses(logits, labels), labels)
   outputs = {"logits": logits, "labels": labels}
   if config.stage == "exif":
