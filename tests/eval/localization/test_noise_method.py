@@ -59,6 +59,7 @@ def test_image_smaller_than_a_block_is_refused():
     noise_method.NoiseLocalizer()(np.zeros((20, 300, 3), np.uint8))
 
 
+@pytest.mark.slow
 def test_localize_and_eval_run_the_noise_method_through_the_output_contract(tmp_path):
   out = tmp_path / "localize"
   command = [sys.executable, "-m", "eval.commands.localize", str(CHART_SPLICES / "images"), "--out",

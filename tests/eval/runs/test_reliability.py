@@ -268,6 +268,7 @@ def test_an_unusable_out_is_one_line_before_the_model_loads(case, tmp_path):
     assert (out / "settings.json").read_text() == settings
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path):
   photos, out = tmp_path / "photos", tmp_path / "out"
   photos.mkdir()

@@ -32,6 +32,7 @@ def splices(tmp_path_factory):
   return out
 
 
+@pytest.mark.slow
 def test_run_eval_writes_the_output_contract_and_resumes(tiny_run, splices, tmp_path):
   workdir, _ = tiny_run
   images = splices / "images"
@@ -109,6 +110,7 @@ def test_localize_reports_each_bad_input_and_goes_on(tiny_run, tmp_path):
   assert "no signal" in page and "No map: " in page
 
 
+@pytest.mark.slow
 def test_killed_run_eval_computes_only_the_missing_images(tiny_run, splices, tmp_path):
   workdir, _ = tiny_run
   args = ["--checkpoint", str(workdir), "--images", str(splices / "images"),
@@ -142,6 +144,7 @@ def corpus(tmp_path_factory):
 
 
 @pytest.mark.parametrize("module", ["eval.commands.run_eval", "eval.commands.localize"])
+@pytest.mark.slow
 def test_every_bad_input_is_reported_once_and_every_good_one_mapped(module, corpus, tiny_run,
                                                                      tmp_path):
   folder, expected = corpus
@@ -227,6 +230,7 @@ def test_a_4000x3000_photo_stays_under_the_stated_peak_memory(tmp_path):
 PEAK_RSS_SPREAD = 128 * 2**20
 
 
+@pytest.mark.slow
 def test_per_attribute_maps_of_1500_patches_stay_within_the_pair_memory(tmp_path):
   """All pairs' [N, N, 83] P(same value) would be 700 MiB at N = 1500; the per-attribute maps
   need only its means over the dominant region, reduced block by block, so they add at most
@@ -282,6 +286,7 @@ def test_an_ensemble_averages_its_members_matrices(tiny_run):
     consistency.ConsistencyModel([members[0], checkpointing.restore(checkpointing.BUNDLED_MODEL)])
 
 
+@pytest.mark.slow
 def test_repeated_checkpoints_localize_as_an_ensemble(tiny_run, splices, tmp_path):
   workdir, _ = tiny_run
   steps = last_two_steps(workdir)

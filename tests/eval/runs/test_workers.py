@@ -84,6 +84,7 @@ def test_two_concurrent_workers_write_the_summaries_of_one_process(benchmark, re
   assert_same_summaries(out, reference)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_redoes_only_its_missing_images(benchmark, reference, tmp_path):
   out = tmp_path / "out"
   examples = datasets.folder(benchmark)

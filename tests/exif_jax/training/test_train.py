@@ -139,6 +139,7 @@ def test_learning_rate_warms_up_then_stays():
   assert float(train.learning_rate(config)(0)) == peak
 
 
+@pytest.mark.slow
 def test_exif_naming_head_learns_from_the_photos_with_a_named_value(shards_dir, tmp_path):
   config = tiny_config(shards_dir, steps=3)
   config.model.named_exif_tags = ("Image Make",)
