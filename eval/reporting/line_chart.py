@@ -42,15 +42,16 @@ def _dashed(draw: ImageDraw.ImageDraw, x0: float, x1: float, y: float, colour) -
     draw.line([(x, y), (min(x + 4, x1), y)], fill=colour, width=1)
 
 
-def _panel(draw: ImageDraw.ImageDraw, left: int, panel: Panel,
+def _panel(draw: ImageDraw.ImageDraw, left: int, top: int, panel: Panel,
            colours: Mapping[str, tuple[int, int, int]], font: ImageFont.ImageFont) -> None:
-  """One panel at x offset `left`: axes, grid, x labels, series, error bars and references."""
-  x0, y0 = left + _MARGIN[0], _LEGEND + _MARGIN[1]
-  x1, y1 = left + _PANEL[0] - _MARGIN[2], _LEGEND + _PANEL[1] - _MARGIN[3]
+  """One panel at offset (`left`, `top`): axes, grid, x labels, series, error bars and
+  references."""
+  x0, y0 = left + _MARGIN[0], top + _MARGIN[1]
+  x1, y1 = left + _PANEL[0] - _MARGIN[2], top + _PANEL[1] - _MARGIN[3]
   low, high = panel.y_range
   def y_of(value: float) -> float:
     return y1 - (y1 - y0) * (value - low) / (high - low)
-  draw.text((left + _PANEL[0] // 2, _LEGEND + 4), panel.title, fill=_INK, font=font,
+  draw.text((left + _PANEL[0] // 2, top + 4), panel.title, fill=_INK, font=font,
             anchor="mt")
   for tick in range(6):
     value = low + (high - low) * tick / 5
@@ -81,16 +82,24 @@ def png(panels: Sequence[Panel], colours: Mapping[str, tuple[int, int, int]] | N
   names = list(dict.fromkeys(n for p in panels for n in (*p.series, *p.references)))
   free = iter(c for c in PALETTE if c not in (colours or {}).values())
   colours = {name: (colours or {}).get(name) or next(free) for name in names}
-  image = Image.new("RGB", (_PANEL[0] * len(panels), _PANEL[1] + _LEGEND), "white")
-  draw = ImageDraw.Draw(image)
   font = ImageFont.load_default()
-  x = _MARGIN[0]
+  width = _PANEL[0] * len(panels)
+  entries, x, row = [], _MARGIN[0], 0  # (name, x, legend row): wrapped to the image's width.
   for name in names:
-    draw.rectangle([x, 7, x + 10, 17], fill=colours[name])
-    draw.text((x + 14, 12), name, fill=_INK, font=font, anchor="lm")
-    x += 24 + round(draw.textlength(name, font=font))
+    length = 24 + round(font.getlength(name))
+    if x > _MARGIN[0] and x + length > width:
+      x, row = _MARGIN[0], row + 1
+    entries.append((name, x, row))
+    x += length
+  top = _LEGEND * (row + 1)
+  image = Image.new("RGB", (width, _PANEL[1] + top), "white")
+  draw = ImageDraw.Draw(image)
+  for name, x, row in entries:
+    y = 12 + _LEGEND * row
+    draw.rectangle([x, y - 5, x + 10, y + 5], fill=colours[name])
+    draw.text((x + 14, y), name, fill=_INK, font=font, anchor="lm")
   for i, panel in enumerate(panels):
-    _panel(draw, i * _PANEL[0], panel, colours, font)
+    _panel(draw, i * _PANEL[0], top, panel, colours, font)
   buffer = io.BytesIO()
   image.save(buffer, format="PNG")
   return buffer.getvalue()
