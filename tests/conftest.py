@@ -136,6 +136,19 @@ def tiny_run(shards_dir, tmp_path_factory):
   return workdir, train.train_and_evaluate(tiny_config(shards_dir), str(workdir))
 
 
+@pytest.fixture(scope="session")
+def tiny_stage2_run(tiny_run, shards_dir, tmp_path_factory):
+  """(workdir, model) of stage 2 trained from tiny_run: a checkpoint whose maps the
+  commands accept (a stage-1 one has an untrained same-image classifier)."""
+  from exif_jax.training import train  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path_factory.mktemp("tiny_stage2_run")
+  config = tiny_config(shards_dir, steps=4)  # Checkpoints at 2 and 4: two distinct models.
+  config.stage = "classifier"
+  config.init_from = str(tiny_run[0])
+  config.data.same_image_fraction = 0.5
+  return workdir, train.train_and_evaluate(config, str(workdir))
+
+
 def assert_resumes_exactly(make_config: Callable[..., Any], reference, workdir: pathlib.Path):
   """A run of make_config() stopped at step 4 and resumed ends with `reference`'s parameters
   (those of an uninterrupted run), bit for bit."""

@@ -140,6 +140,8 @@ def make_localizer() -> (localizer_lib.Localizer | noise_method.NoiseLocalizer
   paths = checkpoints()
   try:
     configs = [checkpointing.restore_config(path) for path in paths]
+    for path, config in zip(paths, configs):
+      checkpointing.check_maps_images(config, path)
   except (FileNotFoundError, checkpointing.CheckpointError) as e:
     raise command.NothingDone(str(e)) from None
   for path, config in zip(paths[1:], configs[1:]):

@@ -33,8 +33,8 @@ def splices(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_run_eval_writes_the_output_contract_and_resumes(tiny_run, splices, tmp_path):
-  workdir, _ = tiny_run
+def test_run_eval_writes_the_output_contract_and_resumes(tiny_stage2_run, splices, tmp_path):
+  workdir, _ = tiny_stage2_run
   images = splices / "images"
   shutil.copytree(images, tmp_path / "images")
   (tmp_path / "images" / "broken.png").write_bytes(b"\x89PNG not really")
@@ -86,8 +86,8 @@ def test_run_eval_writes_the_output_contract_and_resumes(tiny_run, splices, tmp_
   assert json.loads((out / "metrics.json").read_text()) == pytest.approx(metrics)
 
 
-def test_localize_reports_each_bad_input_and_goes_on(tiny_run, tmp_path):
-  workdir, _ = tiny_run
+def test_localize_reports_each_bad_input_and_goes_on(tiny_stage2_run, tmp_path):
+  workdir, _ = tiny_stage2_run
   folder = tmp_path / "in"
   folder.mkdir()
   shutil.copy(FIXTURES / "camera" / "casio_ex-s1.jpg", folder)
@@ -110,9 +110,21 @@ def test_localize_reports_each_bad_input_and_goes_on(tiny_run, tmp_path):
   assert "no signal" in page and "No map: " in page
 
 
-@pytest.mark.slow
-def test_killed_run_eval_computes_only_the_missing_images(tiny_run, splices, tmp_path):
+def test_a_stage1_checkpoint_is_refused_in_one_line(tiny_run, tmp_path):
+  """Its same-image classifier is untrained: its maps would be noise, not a weak answer."""
   workdir, _ = tiny_run
+  for module, inputs in (("eval.commands.localize", [str(FIXTURES / "camera")]),
+                         ("eval.commands.run_eval", ["--images", str(FIXTURES / "camera")])):
+    result = run_module(module, *inputs, "--checkpoint", str(workdir),
+                        "--out", str(tmp_path / module), status=2)
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"error: {workdir}: a stage-1 checkpoint, whose same-image classifier is untrained")
+    assert "Traceback" not in result.stderr and not (tmp_path / module / "results").exists()
+
+
+@pytest.mark.slow
+def test_killed_run_eval_computes_only_the_missing_images(tiny_stage2_run, splices, tmp_path):
+  workdir, _ = tiny_stage2_run
   args = ["--checkpoint", str(workdir), "--images", str(splices / "images"),
           "--masks", str(splices / "masks"), "--num_patches", "64"]
   reference = tmp_path / "reference"
@@ -145,10 +157,10 @@ def corpus(tmp_path_factory):
 
 @pytest.mark.parametrize("module", ["eval.commands.run_eval", "eval.commands.localize"])
 @pytest.mark.slow
-def test_every_bad_input_is_reported_once_and_every_good_one_mapped(module, corpus, tiny_run,
-                                                                     tmp_path):
+def test_every_bad_input_is_reported_once_and_every_good_one_mapped(module, corpus,
+                                                                     tiny_stage2_run, tmp_path):
   folder, expected = corpus
-  workdir, _ = tiny_run
+  workdir, _ = tiny_stage2_run
   out = tmp_path / "out"
   inputs = ["--images", str(folder)] if module == "eval.commands.run_eval" else [str(folder)]
   result = run_module(module, *inputs, "--checkpoint", str(workdir), "--out", str(out),
@@ -287,8 +299,8 @@ def test_an_ensemble_averages_its_members_matrices(tiny_run):
 
 
 @pytest.mark.slow
-def test_repeated_checkpoints_localize_as_an_ensemble(tiny_run, splices, tmp_path):
-  workdir, _ = tiny_run
+def test_repeated_checkpoints_localize_as_an_ensemble(tiny_stage2_run, splices, tmp_path):
+  workdir, _ = tiny_stage2_run
   steps = last_two_steps(workdir)
   args = ["--checkpoint", str(steps[0]), "--checkpoint", str(steps[1]),
           "--images", str(splices / "images"), "--num_patches", "36"]
