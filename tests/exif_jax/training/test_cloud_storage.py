@@ -107,7 +107,14 @@ def test_prep_train_resume_export_and_localize_through_a_bucket(bucket, tmp_path
   assert json.loads(bucket.cat(f"{BUCKET}/run/config.json"))["data"]["data_dir"] == str(mount)
   assert bucket.ls(f"{BUCKET}/run/tensorboard")
 
-  exported = _run("-m", "exif_jax.training.export", f"--checkpoint={workdir}",
+  # Stage 2 from the bucket's stage 1 into the bucket: the checkpoint that maps images.
+  stage2 = subprocess.run(
+      train_command(f"{root}/stage2", mount, "--config.stage=classifier",
+                    f"--config.init_from={workdir}", "--config.train.steps=2",
+                    "--config.data.same_image_fraction=0.5"),
+      cwd=REPO, capture_output=True, text=True, check=False)
+  assert stage2.returncode == 0, stage2.stderr[-3000:]
+  exported = _run("-m", "exif_jax.training.export", f"--checkpoint={root}/stage2",
                   f"--out={root}/exported")
   assert exported.returncode == 0, exported.stderr[-3000:]
   localized = _run("-m", "exif_jax", "localize", str(CHART_SPLICES / "images"),
