@@ -128,6 +128,16 @@ def tiny_config(shards: pathlib.Path, **train_overrides):
   return config
 
 
+def tiny_stage2_config(shards: pathlib.Path, stage1_dir: pathlib.Path, **train_overrides):
+  """The tiny config's stage 2 from the run in `stage1_dir`, as the recipes train it: half of
+  its pairs from one image."""
+  config = tiny_config(shards, **train_overrides)
+  config.stage = "classifier"
+  config.init_from = str(stage1_dir)
+  config.data.same_image_fraction = 0.5
+  return config
+
+
 @pytest.fixture(scope="session")
 def tiny_run(shards_dir, tmp_path_factory):
   """(workdir, model) of one uninterrupted tiny-config run on the real shards."""
@@ -142,10 +152,8 @@ def tiny_stage2_run(tiny_run, shards_dir, tmp_path_factory):
   commands accept (a stage-1 one has an untrained same-image classifier)."""
   from exif_jax.training import train  # pylint: disable=g-import-not-at-top
   workdir = tmp_path_factory.mktemp("tiny_stage2_run")
-  config = tiny_config(shards_dir, steps=4)  # Checkpoints at 2 and 4: two distinct models.
-  config.stage = "classifier"
-  config.init_from = str(tiny_run[0])
-  config.data.same_image_fraction = 0.5
+  # Checkpoints at 2 and 4: two distinct models for the ensemble tests.
+  config = tiny_stage2_config(shards_dir, tiny_run[0], steps=4)
   return workdir, train.train_and_evaluate(config, str(workdir))
 
 

@@ -10,7 +10,7 @@ from flax import nnx
 
 from configs import cpu
 from conftest import assert_resumes_exactly, params
-from conftest import tiny_config
+from conftest import tiny_config, tiny_stage2_config
 from exif_jax.training import checkpointing
 from exif_jax.training import stages
 from exif_jax.training import train
@@ -111,10 +111,7 @@ def test_stage_one_trains_the_post_processing_head_derived_from_the_data(shards_
 
 def test_stage_two_trains_only_the_classifier(shards_dir, tmp_path, uninterrupted):
   stage1_dir, stage1 = uninterrupted
-  config = tiny_config(shards_dir, steps=3)
-  config.stage = "classifier"
-  config.init_from = str(stage1_dir)
-  config.data.same_image_fraction = 0.5
+  config = tiny_stage2_config(shards_dir, stage1_dir, steps=3)
   stage2 = train.train_and_evaluate(config, str(tmp_path))
   before, after = nnx.state(stage1, nnx.Param), nnx.state(stage2, nnx.Param)
   for path, value in nnx.to_flat_state(after):
